@@ -1,0 +1,149 @@
+// Destination syntax: every form, its canonical text, and every way to get it wrong.
+#include <gtest/gtest.h>
+
+#include "dtr/dtr.hpp"
+
+namespace tunnelgate::dtr {
+namespace {
+
+using kind = destination::kind;
+
+destination ok(std::string_view text) {
+  auto d = parse_destination(text);
+  EXPECT_TRUE(d) << text << ": " << (d ? "" : d.error().message());
+  return d ? d.value() : destination{};
+}
+
+std::error_code err(std::string_view text) {
+  auto d = parse_destination(text);
+  EXPECT_FALSE(d) << text << " parsed as " << (d ? d.value().text() : "");
+  return d ? std::error_code{} : d.error();
+}
+
+TEST(Destination, ExactHostIsLowerCasedWithoutTrailingDot) {
+  const auto d = ok("Login.MicrosoftOnline.COM.");
+  EXPECT_EQ(d.k, kind::exact);
+  EXPECT_EQ(d.value, "login.microsoftonline.com");
+  EXPECT_TRUE(d.ports.all());
+  EXPECT_EQ(d.text(), "login.microsoftonline.com");
+}
+
+TEST(Destination, WildcardForms) {
+  EXPECT_EQ(ok("*acme.okta.com").k, kind::string_suffix);
+  EXPECT_EQ(ok("*acme.okta.com").value, "acme.okta.com");
+  EXPECT_EQ(ok("*.okta.com").k, kind::label_suffix);
+  EXPECT_EQ(ok("*.okta.com").value, ".okta.com");
+  EXPECT_EQ(ok("*").k, kind::any_host);
+  EXPECT_EQ(ok("*:443").k, kind::any_host);
+  EXPECT_EQ(ok("*:443").ports, (port_range{443, 443}));
+  EXPECT_EQ(ok("*com").value, "com");
+  EXPECT_EQ(ok("*-admin.okta.com").value, "-admin.okta.com");
+}
+
+TEST(Destination, PortsAndRanges) {
+  EXPECT_EQ(ok("*.example.com:443").ports, (port_range{443, 443}));
+  EXPECT_EQ(ok("host.example:1-1024").ports, (port_range{1, 1024}));
+  EXPECT_EQ(ok("host.example:65535").ports, (port_range{65535, 65535}));
+  EXPECT_EQ(ok("10.0.0.0/8:1-1024").text(), "10.0.0.0/8:1-1024");
+  EXPECT_EQ(ok("*.example.com:80-80").text(), "*.example.com:80");
+}
+
+TEST(Destination, Ipv4LiteralsAndCidrs) {
+  const auto a = ok("192.0.2.10");
+  EXPECT_EQ(a.k, kind::cidr);
+  EXPECT_EQ(a.prefix, 32U);
+  EXPECT_FALSE(a.network.v6);
+  EXPECT_EQ(a.text(), "192.0.2.10");
+  const auto n = ok("10.0.0.0/8");
+  EXPECT_EQ(n.prefix, 8U);
+  EXPECT_EQ(n.text(), "10.0.0.0/8");
+  EXPECT_EQ(ok("0.0.0.0/0").prefix, 0U);
+  EXPECT_EQ(ok("192.0.2.10:8443").ports, (port_range{8443, 8443}));
+}
+
+TEST(Destination, Ipv6LiteralsCidrsAndPortsInBrackets) {
+  const auto a = ok("2001:DB8::1");
+  EXPECT_TRUE(a.network.v6);
+  EXPECT_EQ(a.prefix, 128U);
+  EXPECT_EQ(a.text(), "2001:db8::1");
+  EXPECT_EQ(ok("2001:db8::/32").text(), "2001:db8::/32");
+  EXPECT_EQ(ok("::/0").prefix, 0U);
+  const auto p = ok("[2001:db8::/32]:443");
+  EXPECT_EQ(p.prefix, 32U);
+  EXPECT_EQ(p.ports, (port_range{443, 443}));
+  EXPECT_EQ(p.text(), "[2001:db8::/32]:443");
+  EXPECT_EQ(ok("[::1]:1-1024").text(), "[::1]:1-1024");
+  EXPECT_EQ(ok("[::1]").text(), "::1");
+}
+
+TEST(Destination, InternationalNamesBecomeALabels) {
+  EXPECT_EQ(ok("bücher.example").value, "xn--bcher-kva.example");
+  EXPECT_EQ(ok("BÜCHER.example").value, "xn--bcher-kva.example");
+  EXPECT_EQ(ok("*.bücher.example").value, ".xn--bcher-kva.example");
+  EXPECT_EQ(ok("xn--bcher-kva.example").value, "xn--bcher-kva.example");
+}
+
+TEST(Destination, Errors) {
+  EXPECT_EQ(err(""), errc::empty_destination);
+  EXPECT_EQ(err("   "), errc::empty_destination);
+  EXPECT_EQ(err("host.example:0"), errc::port_out_of_range);
+  EXPECT_EQ(err("host.example:65536"), errc::port_out_of_range);
+  EXPECT_EQ(err("host.example:999999"), errc::port_out_of_range);
+  EXPECT_EQ(err("host.example:http"), errc::bad_port);
+  EXPECT_EQ(err("host.example:"), errc::bad_port);
+  EXPECT_EQ(err("host.example:443-80"), errc::bad_port);
+  EXPECT_EQ(err("10.0.0.0/33"), errc::bad_cidr);
+  EXPECT_EQ(err("10.0.0.1/8"), errc::bad_cidr);  // host bits set
+  EXPECT_EQ(err("10.0.0.0/"), errc::bad_cidr);
+  EXPECT_EQ(err("10.0.0.0/x"), errc::bad_cidr);
+  EXPECT_EQ(err("2001:db8::/129"), errc::bad_cidr);
+  EXPECT_EQ(err("300.1.1.1"), errc::bad_host);  // all-numeric: never a name
+  EXPECT_EQ(err("[10.0.0.1]:443"), errc::bad_ip);  // brackets are for IPv6
+  EXPECT_EQ(err("[2001:db8::1"), errc::bad_ip);
+  EXPECT_EQ(err("[::1]443"), errc::bad_port);
+  EXPECT_EQ(err("2001:db8::zz"), errc::bad_ip);
+  EXPECT_EQ(err("a.*.example.com"), errc::bad_wildcard);
+  EXPECT_EQ(err("*."), errc::bad_wildcard);
+  EXPECT_EQ(err("**.example.com"), errc::bad_wildcard);
+  EXPECT_EQ(err("*..example.com"), errc::bad_host);
+  EXPECT_EQ(err("bad host.example"), errc::bad_host);
+  EXPECT_EQ(err("host..example"), errc::bad_host);
+  EXPECT_EQ(err(std::string(64, 'a') + ".example"), errc::bad_host);
+  EXPECT_EQ(err("127.1"), errc::bad_host);
+  EXPECT_EQ(err("0x7f.1"), errc::bad_host);
+  EXPECT_EQ(err("\xff\xfe.example"), errc::bad_idn);
+}
+
+TEST(Destination, ErrorMessagesSayWhatWasExpected) {
+  EXPECT_NE(make_error_code(errc::port_out_of_range).message().find("1-65535"), std::string::npos);
+  EXPECT_NE(make_error_code(errc::bad_cidr).message().find("prefix"), std::string::npos);
+  EXPECT_STREQ(dtr_category().name(), "dtr");
+}
+
+TEST(NormalizeHost, AcceptsNamesRefusesAddressesAndJunk) {
+  EXPECT_EQ(normalize_host("WWW.Example.COM.").value(), "www.example.com");
+  EXPECT_EQ(normalize_host("_sip._tcp.example.com").value(), "_sip._tcp.example.com");
+  EXPECT_EQ(normalize_host("123.example").value(), "123.example");
+  EXPECT_EQ(normalize_host("Ünïcödé.example").value(), "xn--ncd-dma1a7bzb.example");
+  EXPECT_FALSE(normalize_host(""));
+  EXPECT_FALSE(normalize_host("."));
+  EXPECT_FALSE(normalize_host("a..b"));
+  EXPECT_FALSE(normalize_host("10.0.0.1"));
+  EXPECT_FALSE(normalize_host("example.0x1f"));
+  EXPECT_FALSE(normalize_host(std::string(254, 'a')));
+  EXPECT_FALSE(normalize_host("host/path"));
+}
+
+TEST(ParseIp, OnlyCanonicalLiterals) {
+  EXPECT_TRUE(parse_ip("127.0.0.1"));
+  EXPECT_TRUE(parse_ip("[::1]"));
+  EXPECT_TRUE(parse_ip("::ffff:192.0.2.1"));
+  EXPECT_FALSE(parse_ip("127.1"));
+  EXPECT_FALSE(parse_ip("0x7f.0.0.1"));
+  EXPECT_FALSE(parse_ip("fe80::1%eth0"));
+  EXPECT_FALSE(parse_ip("example.com"));
+  EXPECT_FALSE(parse_ip(""));
+}
+
+}  // namespace
+}  // namespace tunnelgate::dtr

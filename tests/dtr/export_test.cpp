@@ -1,0 +1,198 @@
+// Exports: the JSON profile's shape, and the PAC file evaluated by a real JavaScript engine
+// (node) agreeing with policy::evaluate on every case.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "dtr/dtr.hpp"
+
+namespace tunnelgate::dtr {
+namespace {
+
+constexpr std::string_view rules_yaml = R"(proxies:
+  corp: https://proxy.corp.example:3128
+  legacy: http://192.0.2.80:8080
+  v6: http://[2001:db8::80]:3128
+rule_sets:
+  - name: browser
+    platforms: [macos, windows]
+    mode: full-device
+    default: bypass
+    rules:
+      - action: tunnel
+        preset: {name: okta-entra-login, okta_tenant: acme}
+      - action: block
+        destinations: ["*.ads.example", "198.51.100.0/24", "[2001:db8:bad::/48]:443"]
+      - action: proxy
+        proxy: corp
+        destinations: ["*corp.example:443", "10.0.0.0/8:1-1024"]
+      - action: proxy
+        proxy: legacy
+        destinations: ["legacy.example:80"]
+      - action: proxy
+        proxy: v6
+        destinations: ["2001:db8::/32"]
+      - action: tunnel
+        destinations: ["*.tunnel.example", "::ffff:203.0.113.0/120"]
+  - name: okta-only
+    platforms: [ios]
+    mode: per-app
+    apps: [com.apple.mobilesafari]
+    default: block
+    rules:
+      - action: tunnel
+        destinations: [acme.okta.com]
+)";
+
+std::shared_ptr<const policy> load() {
+  auto r = load_rules(rules_yaml, "export.yaml");
+  EXPECT_TRUE(r) << (r.errors.empty() ? "" : r.errors.front().to_string());
+  return r.value;
+}
+
+std::string expected_pac_answer(const policy& p, const flow& f, std::string_view gateway) {
+  const auto d = p.evaluate(f);
+  switch (d.act) {
+    case action::tunnel: return "HTTPS " + std::string(gateway);
+    case action::bypass: return "DIRECT";
+    case action::block: return "PROXY 127.0.0.1:9";
+    case action::proxy: {
+      const bool v6 = d.proxy->host.find(':') != std::string::npos;
+      const auto hp = (v6 ? "[" + d.proxy->host + "]" : d.proxy->host) + ":" + std::to_string(d.proxy->port);
+      return (d.proxy->tls ? "HTTPS " : "PROXY ") + hp;
+    }
+  }
+  return "?";
+}
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "dtr-pac-XXXXXX").string();
+    path = mkdtemp(tmpl.data());
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+/// Runs pac_eval.js on `pac` for the (url, host) cases; returns node's answers.
+std::vector<std::string> run_pac(const std::string& pac,
+                                 const std::vector<std::pair<std::string, std::string>>& cases) {
+  temp_dir dir;
+  const auto pac_file = dir.path / "proxy.pac";
+  const auto in_file = dir.path / "cases.json";
+  const auto out_file = dir.path / "out.json";
+  std::ofstream(pac_file) << pac;
+  nlohmann::json in = nlohmann::json::array();
+  for (const auto& [url, host] : cases) in.push_back({{"url", url}, {"host", host}});
+  std::ofstream(in_file) << in.dump();
+  const std::string cmd = "node '" TUNNELGATE_PAC_EVAL "' '" + pac_file.string() + "' < '" +
+                          in_file.string() + "' > '" + out_file.string() + "'";
+  const int rc = std::system(cmd.c_str());
+  EXPECT_EQ(rc, 0) << "node failed (is nodejs installed? tools/setup installs it): " << cmd;
+  std::ifstream out(out_file);
+  std::stringstream ss;
+  ss << out.rdbuf();
+  if (rc != 0) return {};
+  return nlohmann::json::parse(ss.str()).get<std::vector<std::string>>();
+}
+
+TEST(Pac, NodeEvaluationAgreesWithTheGatewayOnEveryCase) {
+  const auto p = load();
+  constexpr std::string_view gw = "gw.example:8443";
+  const auto pac = to_pac(*p, platform::windows, gw);
+  ASSERT_FALSE(pac.empty());
+  EXPECT_EQ(pac.find("dnsResolve"), std::string::npos);
+  EXPECT_EQ(pac.find("isInNet"), std::string::npos);
+
+  struct c { std::string url, host; std::uint16_t port; };
+  const std::vector<c> cases = {
+      {"https://acme.okta.com/", "acme.okta.com", 443},
+      {"https://ACME.okta.com./", "ACME.okta.com.", 443},
+      {"https://acme-admin.okta.com:8443/", "acme-admin.okta.com", 8443},
+      {"https://login.microsoftonline.com/", "login.microsoftonline.com", 443},
+      {"http://device.login.microsoftonline.com/", "device.login.microsoftonline.com", 80},
+      {"https://other.okta.com/", "other.okta.com", 443},
+      {"https://x.ads.example/", "x.ads.example", 443},
+      {"https://ads.example/", "ads.example", 443},
+      {"https://www.corp.example/", "www.corp.example", 443},
+      {"https://notcorp.example/", "notcorp.example", 443},
+      {"http://www.corp.example/", "www.corp.example", 80},
+      {"http://legacy.example/", "legacy.example", 80},
+      {"https://legacy.example/", "legacy.example", 443},
+      {"http://10.1.2.3:1024/", "10.1.2.3", 1024},
+      {"http://10.1.2.3:1025/", "10.1.2.3", 1025},
+      {"https://198.51.100.9/", "198.51.100.9", 443},
+      {"https://198.51.101.9/", "198.51.101.9", 443},
+      {"https://[2001:db8:bad::1]/", "[2001:db8:bad::1]", 443},
+      {"http://[2001:db8:bad::1]/", "2001:db8:bad::1", 80},
+      {"https://[2001:db8::42]/", "2001:db8::42", 443},
+      {"https://[2001:db9::42]/", "2001:db9::42", 443},
+      {"https://[::ffff:203.0.113.9]/", "::ffff:203.0.113.9", 443},
+      {"https://[::ffff:203.0.114.9]/", "::ffff:203.0.114.9", 443},
+      {"https://deep.a.tunnel.example/", "deep.a.tunnel.example", 443},
+      {"wss://a.tunnel.example/socket", "a.tunnel.example", 443},
+      {"ftp://files.example/", "files.example", 21},
+      {"https://user@acme.okta.com:444/path?q", "acme.okta.com", 444},
+  };
+  std::vector<std::pair<std::string, std::string>> in;
+  for (const auto& x : cases) in.emplace_back(x.url, x.host);
+  const auto got = run_pac(pac, in);
+  ASSERT_EQ(got.size(), cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto want = expected_pac_answer(*p, {cases[i].host, cases[i].port, platform::windows, ""}, gw);
+    EXPECT_EQ(got[i], want) << cases[i].url;
+  }
+  // Spot checks so the comparison above is known to cover every action.
+  EXPECT_EQ(got[0], "HTTPS gw.example:8443");
+  EXPECT_EQ(got[5], "DIRECT");
+  EXPECT_EQ(got[6], "PROXY 127.0.0.1:9");
+  EXPECT_EQ(got[8], "HTTPS proxy.corp.example:3128");
+  EXPECT_EQ(got[11], "PROXY 192.0.2.80:8080");
+  EXPECT_EQ(got[19], "PROXY [2001:db8::80]:3128");
+}
+
+TEST(Pac, PerAppSetForABrowserApp) {
+  const auto p = load();
+  const auto pac = to_pac(*p, platform::ios, "gw.example:443", "com.apple.mobilesafari");
+  const auto got = run_pac(pac, {{"https://acme.okta.com/", "acme.okta.com"},
+                                 {"https://example.com/", "example.com"}});
+  ASSERT_EQ(got.size(), 2U);
+  EXPECT_EQ(got[0], "HTTPS gw.example:443");
+  EXPECT_EQ(got[1], "PROXY 127.0.0.1:9");
+  // ios has no full-device set: no PAC without an app.
+  EXPECT_TRUE(to_pac(*p, platform::ios, "gw.example:443").empty());
+}
+
+TEST(Profile, ListsTheSetsOfThePlatformWithTheirProxies) {
+  const auto p = load();
+  const auto j = nlohmann::json::parse(to_profile_json(*p, platform::windows));
+  EXPECT_EQ(j["format"], "tunnelgate-dtr-profile");
+  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["platform"], "windows");
+  ASSERT_EQ(j["rule_sets"].size(), 1U);
+  const auto& s = j["rule_sets"][0];
+  EXPECT_EQ(s["name"], "browser");
+  EXPECT_EQ(s["mode"], "full-device");
+  EXPECT_EQ(s["default"], "bypass");
+  ASSERT_EQ(s["rules"].size(), 6U);
+  EXPECT_EQ(s["rules"][0]["rank"], 1);
+  EXPECT_EQ(s["rules"][0]["action"], "tunnel");
+  EXPECT_EQ(s["rules"][0]["destinations"][0], "acme.okta.com");
+  EXPECT_EQ(s["rules"][2]["proxy"], "corp");
+  EXPECT_EQ(s["rules"][2]["destinations"][1], "10.0.0.0/8:1-1024");
+  EXPECT_EQ(j["proxies"]["corp"]["url"], "https://proxy.corp.example:3128");
+  EXPECT_EQ(j["proxies"]["legacy"]["tls"], false);
+
+  const auto ios = nlohmann::json::parse(to_profile_json(*p, platform::ios));
+  ASSERT_EQ(ios["rule_sets"].size(), 1U);
+  EXPECT_EQ(ios["rule_sets"][0]["apps"][0], "com.apple.mobilesafari");
+  EXPECT_TRUE(ios["proxies"].empty());
+}
+
+}  // namespace
+}  // namespace tunnelgate::dtr

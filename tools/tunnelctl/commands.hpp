@@ -1,0 +1,10 @@
+// The command groups tunnelctl offers; each lives in its own <group>_cmd.cpp.
+#pragma once
+
+#include "cli.hpp"
+
+namespace tunnelctl {
+
+extern const group dtr_group;   // dtr_cmd.cpp
+
+}  // namespace tunnelctl

@@ -1,0 +1,11 @@
+// tunnelctl — the tunnelgate administrator's command line.
+#include <array>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  const std::array groups{
+      tunnelctl::dtr_group,
+  };
+  return tunnelctl::dispatch(groups, argc, argv);
+}
