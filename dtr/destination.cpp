@@ -16,21 +16,30 @@ namespace tunnelgate::dtr {
 
 std::string_view to_string(action a) noexcept {
   switch (a) {
-    case action::tunnel: return "tunnel";
-    case action::proxy: return "proxy";
-    case action::bypass: return "bypass";
-    case action::block: return "block";
+    case action::tunnel:
+      return "tunnel";
+    case action::proxy:
+      return "proxy";
+    case action::bypass:
+      return "bypass";
+    case action::block:
+      return "block";
   }
   return "?";
 }
 
 std::string_view to_string(platform p) noexcept {
   switch (p) {
-    case platform::ios: return "ios";
-    case platform::android: return "android";
-    case platform::macos: return "macos";
-    case platform::windows: return "windows";
-    case platform::linux: return "linux";
+    case platform::ios:
+      return "ios";
+    case platform::android:
+      return "android";
+    case platform::macos:
+      return "macos";
+    case platform::windows:
+      return "windows";
+    case platform::linux:
+      return "linux";
   }
   return "?";
 }
@@ -76,19 +85,24 @@ class category_impl final : public std::error_category {
   const char* name() const noexcept override { return "dtr"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-      case errc::empty_destination: return "empty destination";
+      case errc::empty_destination:
+        return "empty destination";
       case errc::bad_host:
         return "not a valid host name (letters, digits, '-', '_' and '.'; labels of 1-63 "
                "characters; at most 253 in all; not all-numeric)";
-      case errc::bad_idn: return "internationalised name cannot be converted to IDNA A-labels";
+      case errc::bad_idn:
+        return "internationalised name cannot be converted to IDNA A-labels";
       case errc::bad_wildcard:
         return "bad wildcard: '*' may only start a destination ('*', '*suffix' or '*.suffix')";
-      case errc::bad_ip: return "not a valid IPv4 or IPv6 address";
+      case errc::bad_ip:
+        return "not a valid IPv4 or IPv6 address";
       case errc::bad_cidr:
         return "bad CIDR: expected ADDRESS/PREFIX with prefix 0-32 (IPv4) or 0-128 (IPv6) "
                "and no host bits set";
-      case errc::bad_port: return "bad port: expected PORT or LOW-HIGH with LOW <= HIGH";
-      case errc::port_out_of_range: return "port out of range: ports are 1-65535";
+      case errc::bad_port:
+        return "bad port: expected PORT or LOW-HIGH with LOW <= HIGH";
+      case errc::port_out_of_range:
+        return "port out of range: ports are 1-65535";
       case errc::bad_proxy_url:
         return "bad proxy URL: expected http://HOST:PORT or https://HOST:PORT without "
                "credentials or path";
@@ -104,7 +118,9 @@ const std::error_category& dtr_category() noexcept {
   return c;
 }
 
-std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), dtr_category()}; }
+std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), dtr_category()};
+}
 
 // ---------------------------------------------------------------------------------------------
 // Addresses
@@ -178,9 +194,12 @@ host_status normalize_ascii_host(std::string_view in, host_buffer& out) noexcept
 result<std::string> normalize_host(std::string_view host) {
   host_buffer buf;
   switch (normalize_ascii_host(host, buf)) {
-    case host_status::ok: return std::string(buf.view());
-    case host_status::bad: return errc::bad_host;
-    case host_status::non_ascii: break;
+    case host_status::ok:
+      return std::string(buf.view());
+    case host_status::bad:
+      return errc::bad_host;
+    case host_status::non_ascii:
+      break;
   }
   // Non-ASCII: convert with libidn2 (UTS #46 mapping lower-cases and normalises), then validate
   // the A-label form like any other name.
@@ -271,7 +290,8 @@ result<destination> parse_host_pattern(std::string_view s) {
   }
   if (name.empty() || name.find('*') != std::string_view::npos) return errc::bad_wildcard;
   if (d.k == destination::kind::string_suffix && name.front() == '.') return errc::bad_wildcard;
-  auto norm = d.k == destination::kind::exact ? normalize_host(name) : [&]() -> result<std::string> {
+  auto norm =
+      d.k == destination::kind::exact ? normalize_host(name) : [&]() -> result<std::string> {
     // A suffix may end in a numeric label ("*.10" is silly but harmless) and may start in the
     // middle of a label; validate it as a name, but don't apply the all-numeric rule.
     auto n = normalize_host(name);
@@ -289,8 +309,10 @@ result<destination> parse_host_pattern(std::string_view s) {
 }  // namespace
 
 result<destination> parse_destination(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+    text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
+    text.remove_suffix(1);
   if (text.empty()) return errc::empty_destination;
 
   std::string_view target = text;
@@ -319,9 +341,9 @@ result<destination> parse_destination(std::string_view text) {
 
   result<destination> d = errc::empty_destination;
   if (target.empty()) return errc::empty_destination;
-  const bool looks_like_address =
-      bracketed || target.find(':') != std::string_view::npos ||
-      target.find('/') != std::string_view::npos || parse_ip(target).has_value();
+  const bool looks_like_address = bracketed || target.find(':') != std::string_view::npos ||
+                                  target.find('/') != std::string_view::npos ||
+                                  parse_ip(target).has_value();
   d = looks_like_address ? parse_address(target, bracketed) : parse_host_pattern(target);
   if (!d) return d;
   if (!ports.empty()) {
@@ -336,10 +358,16 @@ std::string destination::text() const {
   std::string s;
   const bool with_port = !ports.all();
   switch (k) {
-    case kind::exact: s = value; break;
+    case kind::exact:
+      s = value;
+      break;
     case kind::string_suffix:
-    case kind::label_suffix: s = "*" + value; break;
-    case kind::any_host: s = "*"; break;
+    case kind::label_suffix:
+      s = "*" + value;
+      break;
+    case kind::any_host:
+      s = "*";
+      break;
     case kind::cidr: {
       s = format_ip(network);
       if (prefix != network.bits()) s += "/" + std::to_string(prefix);

@@ -127,8 +127,8 @@ struct position {
 
 struct proxy_def {
   std::string name;
-  std::string url;  ///< as written (validated, no credentials)
-  bool tls = false; ///< https:// upstream
+  std::string url;   ///< as written (validated, no credentials)
+  bool tls = false;  ///< https:// upstream
   std::string host;
   std::uint16_t port = 0;
   position pos;
@@ -150,9 +150,9 @@ struct rule {
   action act = action::block;
   std::string proxy;  ///< proxy name when act == proxy
   std::vector<destination> destinations;
-  std::string preset;  ///< name of the preset the rule used, if any
-  position pos;        ///< the rule itself
-  position proxy_pos;  ///< its `proxy:` value
+  std::string preset;                     ///< name of the preset the rule used, if any
+  position pos;                           ///< the rule itself
+  position proxy_pos;                     ///< its `proxy:` value
   std::vector<position> destination_pos;  ///< one per destination
 };
 
@@ -163,9 +163,9 @@ struct rule_set {
   std::vector<std::string> apps;  ///< per-app only
   action default_action = action::block;
   std::vector<rule> rules;
-  position pos;                  ///< the set itself
-  position default_pos;          ///< its `default:` value
-  std::vector<position> app_pos; ///< one per app
+  position pos;                   ///< the set itself
+  position default_pos;           ///< its `default:` value
+  std::vector<position> app_pos;  ///< one per app
   bool applies_to(platform p) const noexcept;
 };
 
@@ -199,11 +199,11 @@ struct decision {
   /// Why the flow was refused before any rule applied: "no-rule-set", "bad-host"; else empty.
   /// A refused flow has act == block.
   std::string_view refusal;
-  const rule_set* set = nullptr;   ///< the rule set that decided (null when refused)
-  int rank = 0;                    ///< rank of the matching rule; 0 = the set default
-  int line = 0;                    ///< source line of the rule, or of the set's `default:`
-  const proxy_def* proxy = nullptr;         ///< upstream when act == proxy
-  const destination* matched = nullptr;     ///< the destination that matched (null for default)
+  const rule_set* set = nullptr;         ///< the rule set that decided (null when refused)
+  int rank = 0;                          ///< rank of the matching rule; 0 = the set default
+  int line = 0;                          ///< source line of the rule, or of the set's `default:`
+  const proxy_def* proxy = nullptr;      ///< upstream when act == proxy
+  const destination* matched = nullptr;  ///< the destination that matched (null for default)
   bool refused() const noexcept { return !refusal.empty(); }
 };
 

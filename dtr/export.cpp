@@ -13,7 +13,9 @@ namespace {
 using ojson = nlohmann::ordered_json;
 
 /// A JavaScript string literal (JSON strings are valid JavaScript).
-std::string js(std::string_view s) { return nlohmann::json(std::string(s)).dump(); }
+std::string js(std::string_view s) {
+  return nlohmann::json(std::string(s)).dump();
+}
 
 std::string host_port(const proxy_def& p) {
   const bool v6 = p.host.find(':') != std::string::npos;
@@ -28,20 +30,27 @@ std::uint32_t v4_value(const ip_address& a) {
 std::string pac_condition(const destination& d) {
   std::string c;
   switch (d.k) {
-    case destination::kind::exact: c = "n && h === " + js(d.value); break;
-    case destination::kind::string_suffix: c = "n && tgSfx(h, " + js(d.value) + ")"; break;
+    case destination::kind::exact:
+      c = "n && h === " + js(d.value);
+      break;
+    case destination::kind::string_suffix:
+      c = "n && tgSfx(h, " + js(d.value) + ")";
+      break;
     case destination::kind::label_suffix:
       c = "n && h.length > " + std::to_string(d.value.size()) + " && tgSfx(h, " + js(d.value) + ")";
       break;
-    case destination::kind::any_host: c = "n"; break;
+    case destination::kind::any_host:
+      c = "n";
+      break;
     case destination::kind::cidr:
       if (!d.network.v6) {
         c = "v4 !== null && tgIn4(v4, " + std::to_string(v4_value(d.network)) + ", " +
             std::to_string(d.prefix) + ")";
       } else {
         c = "v6 !== null && tgIn6(v6, [";
-        for (int i = 0; i < 8; ++i) {
-          const unsigned group = (unsigned{d.network.bytes[2 * i]} << 8) | d.network.bytes[2 * i + 1];
+        for (std::size_t i = 0; i < 8; ++i) {
+          const unsigned group =
+              (unsigned{d.network.bytes[2 * i]} << 8) | d.network.bytes[2 * i + 1];
           c += (i ? ", " : "") + std::to_string(group);
         }
         c += "], " + std::to_string(d.prefix) + ")";
@@ -57,13 +66,16 @@ std::string pac_condition(const destination& d) {
 std::string pac_result(const policy& p, action a, const std::string& proxy_name,
                        std::string_view gateway) {
   switch (a) {
-    case action::tunnel: return "HTTPS " + std::string(gateway);
+    case action::tunnel:
+      return "HTTPS " + std::string(gateway);
     case action::proxy: {
       const auto* px = p.find_proxy(proxy_name);
       return (px->tls ? "HTTPS " : "PROXY ") + host_port(*px);
     }
-    case action::bypass: return "DIRECT";
-    case action::block: return "PROXY 127.0.0.1:9";  // discard port: nothing listens, fails fast
+    case action::bypass:
+      return "DIRECT";
+    case action::block:
+      return "PROXY 127.0.0.1:9";  // discard port: nothing listens, fails fast
   }
   return "PROXY 127.0.0.1:9";
 }
@@ -150,7 +162,8 @@ std::string to_pac(const policy& p, platform plat, std::string_view gateway, std
     << "// every request; this file only steers the browser.\n"
     << "function FindProxyForURL(url, host) {\n"
     << "  var h = String(host).toLowerCase();\n"
-    << "  if (h.charAt(0) === \"[\" && h.charAt(h.length - 1) === \"]\") h = h.substring(1, h.length - 1);\n"
+    << "  if (h.charAt(0) === \"[\" && h.charAt(h.length - 1) === \"]\") h = h.substring(1, "
+       "h.length - 1);\n"
     << "  if (h.charAt(h.length - 1) === \".\") h = h.substring(0, h.length - 1);\n"
     << "  var p = tgPort(url);\n"
     << "  var v4 = tgParse4(h);\n"
@@ -183,10 +196,12 @@ std::string to_profile_json(const policy& p, platform plat) {
       if (r.act == action::proxy) {
         jr["proxy"] = r.proxy;
         const auto* px = p.find_proxy(r.proxy);
-        proxies[px->name] = ojson{{"url", px->url}, {"tls", px->tls}, {"host", px->host}, {"port", px->port}};
+        proxies[px->name] =
+            ojson{{"url", px->url}, {"tls", px->tls}, {"host", px->host}, {"port", px->port}};
       }
       ojson dests = ojson::array();
-      for (const auto& d : r.destinations) dests.push_back(d.text());
+      for (const auto& d : r.destinations)
+        dests.push_back(d.text());
       jr["destinations"] = std::move(dests);
       rules.push_back(std::move(jr));
     }

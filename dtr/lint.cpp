@@ -33,7 +33,8 @@ class linter {
 
  private:
   void warn(position pos, std::string code, std::string message) {
-    out_.push_back({finding::severity::warning, std::move(code),
+    out_.push_back({finding::severity::warning,
+                    std::move(code),
                     {spec_.origin, pos.line, pos.column, std::move(message)}});
   }
 
@@ -45,7 +46,8 @@ class linter {
     for (const auto& px : spec_.proxies) {
       bool used = false;
       for (const auto& s : spec_.rule_sets) {
-        for (const auto& r : s.rules) used = used || (r.act == action::proxy && r.proxy == px.name);
+        for (const auto& r : s.rules)
+          used = used || (r.act == action::proxy && r.proxy == px.name);
       }
       if (!used) {
         warn(px.pos, "unused-proxy",
@@ -126,8 +128,8 @@ class linter {
         }
         const auto& by = s.rules[cover.front().first];
         shadow_notes.push_back("'" + text + "' never matches here: '" +
-                               by.destinations[cover.front().second].text() + "' in " +
-                               where(by) + " matches it first");
+                               by.destinations[cover.front().second].text() + "' in " + where(by) +
+                               " matches it first");
         ++unreachable;
       }
       if (!r.destinations.empty() && unreachable == r.destinations.size()) {
@@ -138,8 +140,8 @@ class linter {
       }
       for (std::size_t di = 0; di < shadow_notes.size(); ++di) {
         if (shadow_notes[di].empty()) continue;
-        warn(di < r.destination_pos.size() ? r.destination_pos[di] : r.pos,
-             "shadowed-destination", shadow_notes[di]);
+        warn(di < r.destination_pos.size() ? r.destination_pos[di] : r.pos, "shadowed-destination",
+             shadow_notes[di]);
       }
     }
   }
@@ -151,6 +153,8 @@ class linter {
 
 }  // namespace
 
-std::vector<finding> lint(const policy& p) { return linter(p).run(); }
+std::vector<finding> lint(const policy& p) {
+  return linter(p).run();
+}
 
 }  // namespace tunnelgate::dtr

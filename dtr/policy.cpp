@@ -27,6 +27,17 @@ struct string_hash {
   }
 };
 
+/// Cheap pre-check before inet_pton: IP literals only use hex digits, '.', ':' and brackets,
+/// and almost every host name has a letter beyond 'f'.
+bool may_be_ip(std::string_view h) noexcept {
+  for (const char c : h) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                    c == '.' || c == ':' || c == '[' || c == ']';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 constexpr std::size_t platform_count = all_platforms.size();
 constexpr std::int32_t no_set = -1;
 
@@ -55,7 +66,9 @@ struct policy::impl {
 policy::policy(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 policy::~policy() = default;
 
-const policy_spec& policy::spec() const noexcept { return impl_->spec; }
+const policy_spec& policy::spec() const noexcept {
+  return impl_->spec;
+}
 
 const proxy_def* policy::find_proxy(std::string_view name) const noexcept {
   for (const auto& p : impl_->spec.proxies) {
@@ -81,12 +94,14 @@ decision policy::evaluate(const flow& f) const noexcept {
   d.set = &set;
 
   const detail::entry* e = nullptr;
-  if (auto ip = parse_ip(f.host)) {
+  if (auto ip = may_be_ip(f.host) ? parse_ip(f.host) : std::nullopt) {
     e = ip->v6 ? m.v6.best(*ip, f.port) : m.v4.best(*ip, f.port);
   } else {
     host_buffer buf;
     switch (normalize_ascii_host(f.host, buf)) {
-      case host_status::ok: e = m.hosts.best(buf.view(), f.port); break;
+      case host_status::ok:
+        e = m.hosts.best(buf.view(), f.port);
+        break;
       case host_status::bad:
         d.set = nullptr;
         d.refusal = "bad-host";
@@ -137,7 +152,9 @@ std::vector<std::pair<std::size_t, std::size_t>> policy::covering(std::size_t se
     const bool d_exact = d.k == destination::kind::exact;
     m.hosts.walk(d.value, [&](const detail::entry& e, std::size_t remaining) {
       switch (e.m) {
-        case detail::entry::match::suffix: add(e); break;
+        case detail::entry::match::suffix:
+          add(e);
+          break;
         case detail::entry::match::label:
           if (remaining > 0 || d_label) add(e);
           break;
@@ -215,7 +232,8 @@ class validator {
             "a proxy rule needs `proxy: <name>` naming one of the file's proxies");
     } else if (r.act == action::proxy && !proxy_names.contains(r.proxy)) {
       std::string known;
-      for (const auto& n : proxy_names) known += (known.empty() ? "" : ", ") + n;
+      for (const auto& n : proxy_names)
+        known += (known.empty() ? "" : ", ") + n;
       error(r.proxy_pos.line ? r.proxy_pos : r.pos, path + ".proxy",
             "proxy '" + r.proxy + "' is not defined under `proxies:` (defined: " +
                 (known.empty() ? "none" : known) + ")");
@@ -286,7 +304,8 @@ load_result compile(policy_spec spec) {
   im->full_device.fill(no_set);
   for (std::size_t si = 0; si < spec.rule_sets.size(); ++si) {
     auto& s = spec.rule_sets[si];
-    for (std::size_t ri = 0; ri < s.rules.size(); ++ri) s.rules[ri].rank = static_cast<int>(ri + 1);
+    for (std::size_t ri = 0; ri < s.rules.size(); ++ri)
+      s.rules[ri].rank = static_cast<int>(ri + 1);
     const auto idx = static_cast<std::int32_t>(si);
     for (auto p : s.platforms) {
       const auto pi = static_cast<std::size_t>(p);

@@ -21,7 +21,8 @@ position pos_of(const YAML::Node& n) {
 
 std::string join(std::initializer_list<std::string_view> items) {
   std::string s;
-  for (auto i : items) s += (s.empty() ? "" : ", ") + std::string(i);
+  for (auto i : items)
+    s += (s.empty() ? "" : ", ") + std::string(i);
   return s;
 }
 
@@ -71,7 +72,8 @@ class loader {
     error_at(pos_of(n), path, message);
   }
   void error_at(position p, const std::string& path, const std::string& message) {
-    errors_.push_back({spec_.origin, p.line, p.column, path.empty() ? message : path + ": " + message});
+    errors_.push_back(
+        {spec_.origin, p.line, p.column, path.empty() ? message : path + ": " + message});
   }
 
   static std::string child(const std::string& path, std::string_view key) {
@@ -104,7 +106,8 @@ class loader {
 
   void load_proxies(const YAML::Node& proxies) {
     if (!proxies.IsMap()) {
-      error(proxies, "proxies", "expected a mapping of proxy names to URLs, e.g. corp: https://proxy.example.com:3128");
+      error(proxies, "proxies",
+            "expected a mapping of proxy names to URLs, e.g. corp: https://proxy.example.com:3128");
       return;
     }
     for (const auto& kv : proxies) {
@@ -113,7 +116,8 @@ class loader {
       p.pos = pos_of(kv.second);
       const auto path = "proxies." + p.name;
       if (p.name.empty() ||
-          p.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+          p.name.find_first_not_of(
+              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
               std::string::npos) {
         error(kv.first, path, "proxy names use letters, digits, '_', '.' and '-'");
         continue;
@@ -124,9 +128,8 @@ class loader {
       if (!parse_proxy_url(p)) {
         error(kv.second, path,
               "bad proxy URL '" + p.url + "': " + make_error_code(errc::bad_proxy_url).message() +
-                  (p.url.find('@') != std::string::npos
-                       ? "; credentials never go in the rules file"
-                       : ""));
+                  (p.url.find('@') != std::string::npos ? "; credentials never go in the rules file"
+                                                        : ""));
         continue;
       }
       spec_.proxies.push_back(std::move(p));
@@ -203,7 +206,8 @@ class loader {
     }
     if (auto v = n["apps"]) {
       if (!v.IsSequence()) {
-        error(v, child(path, "apps"), "expected a list of app ids (bundle ids, package names, paths)");
+        error(v, child(path, "apps"),
+              "expected a list of app ids (bundle ids, package names, paths)");
       } else {
         for (std::size_t i = 0; i < v.size(); ++i) {
           std::string app;
@@ -292,7 +296,8 @@ class loader {
       std::size_t start = 0;
       for (;;) {
         const auto comma = line.find(',', start);
-        const auto item = line.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        const auto item =
+            line.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         add_destination(item, {base.line, base.column + static_cast<int>(start)}, path, r);
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -304,8 +309,7 @@ class loader {
 
   void load_preset(const YAML::Node& v, const std::string& path, rule& r) {
     if (!v.IsMap()) {
-      error(v, path,
-            "expected a mapping such as {name: okta-entra-login, okta_tenant: acme}");
+      error(v, path, "expected a mapping such as {name: okta-entra-login, okta_tenant: acme}");
       return;
     }
     check_keys(v, path, {"name", "okta_tenant", "okta_custom_domain", "ip_echo"});
@@ -322,7 +326,8 @@ class loader {
       return;
     }
     if (auto c = v["okta_custom_domain"]) {
-      if (!scalar(c, child(path, "okta_custom_domain"), params.okta_custom_domain, "a host name")) return;
+      if (!scalar(c, child(path, "okta_custom_domain"), params.okta_custom_domain, "a host name"))
+        return;
     }
     if (auto c = v["ip_echo"]) {
       if (!scalar(c, child(path, "ip_echo"), params.ip_echo_host, "a host name")) return;
@@ -335,7 +340,8 @@ class loader {
       return;
     }
     r.preset = "okta-entra-login";
-    for (const auto& h : hosts) add_destination(h, pos_of(v), path, r);
+    for (const auto& h : hosts)
+      add_destination(h, pos_of(v), path, r);
   }
 
   policy_spec spec_;

@@ -97,7 +97,7 @@ TEST(Destination, Errors) {
   EXPECT_EQ(err("10.0.0.0/"), errc::bad_cidr);
   EXPECT_EQ(err("10.0.0.0/x"), errc::bad_cidr);
   EXPECT_EQ(err("2001:db8::/129"), errc::bad_cidr);
-  EXPECT_EQ(err("300.1.1.1"), errc::bad_host);  // all-numeric: never a name
+  EXPECT_EQ(err("300.1.1.1"), errc::bad_host);     // all-numeric: never a name
   EXPECT_EQ(err("[10.0.0.1]:443"), errc::bad_ip);  // brackets are for IPv6
   EXPECT_EQ(err("[2001:db8::1"), errc::bad_ip);
   EXPECT_EQ(err("[::1]443"), errc::bad_port);

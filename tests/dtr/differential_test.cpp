@@ -20,7 +20,8 @@ class generator {
     static const char* tlds[] = {"com", "net"};
     std::string h;
     const int n = pick(1, 3);
-    for (int i = 0; i < n; ++i) h += std::string(labels[pick(0, 7)]) + ".";
+    for (int i = 0; i < n; ++i)
+      h += std::string(labels[pick(0, 7)]) + ".";
     return h + tlds[pick(0, 1)];
   }
 
@@ -28,7 +29,9 @@ class generator {
     return "10." + std::to_string(pick(0, 3)) + "." + std::to_string(pick(0, 3)) + "." +
            std::to_string(pick(0, 7));
   }
-  std::string v6() { return "2001:db8:" + std::to_string(pick(0, 3)) + "::" + std::to_string(pick(0, 7)); }
+  std::string v6() {
+    return "2001:db8:" + std::to_string(pick(0, 3)) + "::" + std::to_string(pick(0, 7));
+  }
 
   std::uint16_t port() {
     static const std::uint16_t ports[] = {1, 22, 80, 443, 1024, 8443, 65535};
@@ -37,13 +40,15 @@ class generator {
 
   std::string ports_suffix() {
     switch (pick(0, 3)) {
-      case 0: return ":" + std::to_string(port());
+      case 0:
+        return ":" + std::to_string(port());
       case 1: {
         auto a = port(), b = port();
         if (a > b) std::swap(a, b);
         return ":" + std::to_string(a) + "-" + std::to_string(b);
       }
-      default: return "";
+      default:
+        return "";
     }
   }
 
@@ -51,11 +56,13 @@ class generator {
     const auto ports = ports_suffix();
     switch (pick(0, 9)) {
       case 0:
-      case 1: return host() + ports;
+      case 1:
+        return host() + ports;
       case 2:
       case 3: {  // string suffix, possibly starting mid-label
         const auto h = host();
-        return "*" + h.substr(static_cast<std::size_t>(pick(0, static_cast<int>(h.size()) - 2))) + ports;
+        return "*" + h.substr(static_cast<std::size_t>(pick(0, static_cast<int>(h.size()) - 2))) +
+               ports;
       }
       case 4:
       case 5: {  // label suffix
@@ -63,12 +70,14 @@ class generator {
         const auto dot = h.find('.');
         return "*" + h.substr(dot) + ports;
       }
-      case 6: return "*" + ports;
+      case 6:
+        return "*" + ports;
       case 7: {
         const int prefix = pick(8, 32);
         auto d = parse_destination(v4());
         auto net = d.value().network;
-        for (int bit = prefix; bit < 32; ++bit) net.bytes[bit / 8] &= static_cast<std::uint8_t>(~(1U << (7 - bit % 8)));
+        for (int bit = prefix; bit < 32; ++bit)
+          net.bytes[bit / 8] &= static_cast<std::uint8_t>(~(1U << (7 - bit % 8)));
         destination x;
         x.k = destination::kind::cidr;
         x.network = net;
@@ -78,7 +87,8 @@ class generator {
       case 8: {
         const int prefix = pick(32, 128);
         auto net = parse_ip(v6()).value();
-        for (int bit = prefix; bit < 128; ++bit) net.bytes[bit / 8] &= static_cast<std::uint8_t>(~(1U << (7 - bit % 8)));
+        for (int bit = prefix; bit < 128; ++bit)
+          net.bytes[bit / 8] &= static_cast<std::uint8_t>(~(1U << (7 - bit % 8)));
         destination x;
         x.k = destination::kind::cidr;
         x.network = net;
@@ -86,7 +96,8 @@ class generator {
         const auto t = x.text();
         return ports.empty() ? t : "[" + t + "]" + ports;
       }
-      default: return v4() + ports;
+      default:
+        return v4() + ports;
     }
   }
 
@@ -122,7 +133,8 @@ std::string describe(const rule_set& s) {
   std::string out;
   for (const auto& r : s.rules) {
     out += "  " + std::to_string(r.rank) + " " + std::string(to_string(r.act)) + ":";
-    for (const auto& d : r.destinations) out += " " + d.text();
+    for (const auto& d : r.destinations)
+      out += " " + d.text();
     out += "\n";
   }
   return out;
@@ -142,9 +154,15 @@ TEST(Differential, CompiledMatcherAgreesWithLinearScan) {
     for (int q = 0; q < 400; ++q) {
       std::string host;
       switch (g.pick(0, 3)) {
-        case 0: host = g.v4(); break;
-        case 1: host = g.v6(); break;
-        default: host = g.host(); break;
+        case 0:
+          host = g.v4();
+          break;
+        case 1:
+          host = g.v6();
+          break;
+        default:
+          host = g.host();
+          break;
       }
       const auto port = g.port();
       const auto d = compiled.value->evaluate({host, port, platform::ios, ""});
@@ -179,12 +197,14 @@ TEST(Differential, CoveringAgreesWithBruteForce) {
           const auto& by = set.rules[ri].destinations[di];
           ASSERT_LT(static_cast<int>(ri) + 1, r.rank);
           for (int q = 0; q < 200; ++q) {
-            const std::string host = d.k == destination::kind::cidr ? (d.network.v6 ? g.v6() : g.v4()) : g.host();
+            const std::string host =
+                d.k == destination::kind::cidr ? (d.network.v6 ? g.v6() : g.v4()) : g.host();
             const auto port = g.port();
             const auto ip = parse_ip(host);
             if (testing::linear_matches(d, host, ip ? &*ip : nullptr, port)) {
               ASSERT_TRUE(testing::linear_matches(by, host, ip ? &*ip : nullptr, port))
-                  << by.text() << " claimed to cover " << d.text() << " but misses " << host << ":" << port;
+                  << by.text() << " claimed to cover " << d.text() << " but misses " << host << ":"
+                  << port;
             }
           }
         }

@@ -58,7 +58,8 @@ class Evaluate : public ::testing::Test {
 std::shared_ptr<const policy> Evaluate::policy_;
 
 TEST_F(Evaluate, ExactHostMatchesCaseInsensitivelyAndWithTrailingDot) {
-  for (auto h : {"login.microsoftonline.com", "LOGIN.MicrosoftOnline.com", "login.microsoftonline.com."}) {
+  for (auto h :
+       {"login.microsoftonline.com", "LOGIN.MicrosoftOnline.com", "login.microsoftonline.com."}) {
     const auto d = ios_app(h);
     EXPECT_EQ(d.act, action::tunnel) << h;
     EXPECT_EQ(d.rank, 1) << h;
@@ -88,8 +89,8 @@ TEST_F(Evaluate, LabelSuffixMatchesSubdomainsOnly) {
   EXPECT_EQ(d.rank, 2);
   EXPECT_EQ(d.line, 13);
   EXPECT_EQ(ios_app("a.b.okta.com").rank, 2);
-  EXPECT_EQ(ios_app("okta.com").rank, 0);      // the apex is not a subdomain
-  EXPECT_EQ(ios_app("xokta.com").rank, 0);     // and no string-suffix crossing
+  EXPECT_EQ(ios_app("okta.com").rank, 0);   // the apex is not a subdomain
+  EXPECT_EQ(ios_app("xokta.com").rank, 0);  // and no string-suffix crossing
 }
 
 TEST_F(Evaluate, FirstMatchingRuleWinsOverLaterMoreSpecificOnes) {
@@ -218,15 +219,16 @@ TEST(Preset, DecidesRealLoginHostsInARulesFile) {
     rules:
       - action: tunnel
         preset: {name: okta-entra-login, okta_tenant: acme, okta_custom_domain: sso.acme.example}
-)", "preset.yaml");
+)",
+                      "preset.yaml");
   ASSERT_TRUE(r);
   auto decide = [&](std::string_view h) {
     return r.value->evaluate({h, 443, platform::ios, "com.okta.mobile"});
   };
-  for (auto h : {"acme.okta.com", "acme-admin.okta.com", "sso.acme.example",
-                 "login.microsoftonline.com", "device.login.microsoftonline.com",
-                 "ccs.login.microsoftonline.com", "login.windows.net", "sts.windows.net",
-                 "autologon.microsoftazuread-sso.com"}) {
+  for (auto h :
+       {"acme.okta.com", "acme-admin.okta.com", "sso.acme.example", "login.microsoftonline.com",
+        "device.login.microsoftonline.com", "ccs.login.microsoftonline.com", "login.windows.net",
+        "sts.windows.net", "autologon.microsoftazuread-sso.com"}) {
     const auto d = decide(h);
     EXPECT_EQ(d.act, action::tunnel) << h;
     EXPECT_EQ(d.rank, 1) << h;

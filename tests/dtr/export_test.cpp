@@ -58,12 +58,16 @@ std::shared_ptr<const policy> load() {
 std::string expected_pac_answer(const policy& p, const flow& f, std::string_view gateway) {
   const auto d = p.evaluate(f);
   switch (d.act) {
-    case action::tunnel: return "HTTPS " + std::string(gateway);
-    case action::bypass: return "DIRECT";
-    case action::block: return "PROXY 127.0.0.1:9";
+    case action::tunnel:
+      return "HTTPS " + std::string(gateway);
+    case action::bypass:
+      return "DIRECT";
+    case action::block:
+      return "PROXY 127.0.0.1:9";
     case action::proxy: {
       const bool v6 = d.proxy->host.find(':') != std::string::npos;
-      const auto hp = (v6 ? "[" + d.proxy->host + "]" : d.proxy->host) + ":" + std::to_string(d.proxy->port);
+      const auto hp =
+          (v6 ? "[" + d.proxy->host + "]" : d.proxy->host) + ":" + std::to_string(d.proxy->port);
       return (d.proxy->tls ? "HTTPS " : "PROXY ") + hp;
     }
   }
@@ -88,7 +92,8 @@ std::vector<std::string> run_pac(const std::string& pac,
   const auto out_file = dir.path / "out.json";
   std::ofstream(pac_file) << pac;
   nlohmann::json in = nlohmann::json::array();
-  for (const auto& [url, host] : cases) in.push_back({{"url", url}, {"host", host}});
+  for (const auto& [url, host] : cases)
+    in.push_back({{"url", url}, {"host", host}});
   std::ofstream(in_file) << in.dump();
   const std::string cmd = "node '" TUNNELGATE_PAC_EVAL "' '" + pac_file.string() + "' < '" +
                           in_file.string() + "' > '" + out_file.string() + "'";
@@ -109,7 +114,10 @@ TEST(Pac, NodeEvaluationAgreesWithTheGatewayOnEveryCase) {
   EXPECT_EQ(pac.find("dnsResolve"), std::string::npos);
   EXPECT_EQ(pac.find("isInNet"), std::string::npos);
 
-  struct c { std::string url, host; std::uint16_t port; };
+  struct c {
+    std::string url, host;
+    std::uint16_t port;
+  };
   const std::vector<c> cases = {
       {"https://acme.okta.com/", "acme.okta.com", 443},
       {"https://ACME.okta.com./", "ACME.okta.com.", 443},
@@ -140,11 +148,13 @@ TEST(Pac, NodeEvaluationAgreesWithTheGatewayOnEveryCase) {
       {"https://user@acme.okta.com:444/path?q", "acme.okta.com", 444},
   };
   std::vector<std::pair<std::string, std::string>> in;
-  for (const auto& x : cases) in.emplace_back(x.url, x.host);
+  for (const auto& x : cases)
+    in.emplace_back(x.url, x.host);
   const auto got = run_pac(pac, in);
   ASSERT_EQ(got.size(), cases.size());
   for (std::size_t i = 0; i < cases.size(); ++i) {
-    const auto want = expected_pac_answer(*p, {cases[i].host, cases[i].port, platform::windows, ""}, gw);
+    const auto want =
+        expected_pac_answer(*p, {cases[i].host, cases[i].port, platform::windows, ""}, gw);
     EXPECT_EQ(got[i], want) << cases[i].url;
   }
   // Spot checks so the comparison above is known to cover every action.
@@ -159,8 +169,8 @@ TEST(Pac, NodeEvaluationAgreesWithTheGatewayOnEveryCase) {
 TEST(Pac, PerAppSetForABrowserApp) {
   const auto p = load();
   const auto pac = to_pac(*p, platform::ios, "gw.example:443", "com.apple.mobilesafari");
-  const auto got = run_pac(pac, {{"https://acme.okta.com/", "acme.okta.com"},
-                                 {"https://example.com/", "example.com"}});
+  const auto got = run_pac(
+      pac, {{"https://acme.okta.com/", "acme.okta.com"}, {"https://example.com/", "example.com"}});
   ASSERT_EQ(got.size(), 2U);
   EXPECT_EQ(got[0], "HTTPS gw.example:443");
   EXPECT_EQ(got[1], "PROXY 127.0.0.1:9");

@@ -15,29 +15,36 @@ std::vector<finding> lint_text(std::string_view yaml) {
 
 std::string dump(const std::vector<finding>& f) {
   std::string s;
-  for (const auto& x : f) s += x.where.to_string() + " [" + x.code + "]\n";
+  for (const auto& x : f)
+    s += x.where.to_string() + " [" + x.code + "]\n";
   return s;
 }
 
-constexpr std::string_view head = "rule_sets:\n  - name: s\n    platforms: [ios]\n"
-                                  "    mode: full-device\n    default: block\n    rules:\n";
+constexpr std::string_view head =
+    "rule_sets:\n  - name: s\n    platforms: [ios]\n"
+    "    mode: full-device\n    default: block\n    rules:\n";
 
-std::string rules(std::string_view r) { return std::string(head) + std::string(r); }
+std::string rules(std::string_view r) {
+  return std::string(head) + std::string(r);
+}
 
 TEST(Lint, CleanFileHasNoFindings) {
-  const auto f = lint_text(rules("      - action: tunnel\n        destinations: [acme.okta.com, '*.acme.okta.com']\n"
-                                 "      - action: bypass\n        destinations: ['*']\n"));
+  const auto f = lint_text(
+      rules("      - action: tunnel\n        destinations: [acme.okta.com, '*.acme.okta.com']\n"
+            "      - action: bypass\n        destinations: ['*']\n"));
   EXPECT_TRUE(f.empty()) << dump(f);
 }
 
 TEST(Lint, PresetIsClean) {
-  const auto f = lint_text(rules("      - action: tunnel\n        preset: {name: okta-entra-login, okta_tenant: acme}\n"));
+  const auto f = lint_text(rules(
+      "      - action: tunnel\n        preset: {name: okta-entra-login, okta_tenant: acme}\n"));
   EXPECT_TRUE(f.empty()) << dump(f);
 }
 
 TEST(Lint, RuleAfterStarIsShadowed) {
-  const auto f = lint_text(rules("      - action: bypass\n        destinations: ['*']\n"
-                                 "      - action: tunnel\n        destinations: [a.example, '*.b.example:443']\n"));
+  const auto f = lint_text(
+      rules("      - action: bypass\n        destinations: ['*']\n"
+            "      - action: tunnel\n        destinations: [a.example, '*.b.example:443']\n"));
   ASSERT_EQ(f.size(), 1U) << dump(f);
   EXPECT_EQ(f[0].code, "shadowed-rule");
   EXPECT_EQ(f[0].where.line, 9);
@@ -45,16 +52,17 @@ TEST(Lint, RuleAfterStarIsShadowed) {
 }
 
 TEST(Lint, ShadowingRespectsPortsAndKinds) {
-  const auto f = lint_text(rules(
-      "      - action: tunnel\n        destinations: ['*.okta.com:443', 10.0.0.0/8, '*acme.example']\n"
-      "      - action: block\n        destinations:\n"
-      "          - a.okta.com:443\n"       // shadowed: subdomain, same port
-      "          - a.okta.com\n"           // not shadowed: other ports remain
-      "          - okta.com:443\n"         // not shadowed: apex
-      "          - 10.1.0.0/16:22\n"       // shadowed by the /8
-      "          - 11.0.0.0/8\n"           // not shadowed
-      "          - '*.acme.example'\n"     // shadowed by the string suffix
-      "          - '*xacme.example'\n"));  // shadowed by the string suffix
+  const auto f =
+      lint_text(rules("      - action: tunnel\n        destinations: ['*.okta.com:443', "
+                      "10.0.0.0/8, '*acme.example']\n"
+                      "      - action: block\n        destinations:\n"
+                      "          - a.okta.com:443\n"       // shadowed: subdomain, same port
+                      "          - a.okta.com\n"           // not shadowed: other ports remain
+                      "          - okta.com:443\n"         // not shadowed: apex
+                      "          - 10.1.0.0/16:22\n"       // shadowed by the /8
+                      "          - 11.0.0.0/8\n"           // not shadowed
+                      "          - '*.acme.example'\n"     // shadowed by the string suffix
+                      "          - '*xacme.example'\n"));  // shadowed by the string suffix
   std::vector<int> lines;
   for (const auto& x : f) {
     if (x.code == "shadowed-destination") lines.push_back(x.where.line);
@@ -73,8 +81,9 @@ TEST(Lint, StringSuffixCrossingALabelBoundary) {
 }
 
 TEST(Lint, DuplicateDestinations) {
-  const auto f = lint_text(rules("      - action: tunnel\n        destinations: [a.example, b.example, A.Example.]\n"
-                                 "      - action: block\n        destinations: [b.example, c.example]\n"));
+  const auto f = lint_text(
+      rules("      - action: tunnel\n        destinations: [a.example, b.example, A.Example.]\n"
+            "      - action: block\n        destinations: [b.example, c.example]\n"));
   ASSERT_EQ(f.size(), 2U) << dump(f);
   EXPECT_EQ(f[0].code, "duplicate-destination");
   EXPECT_EQ(f[0].where.line, 8);
@@ -84,8 +93,9 @@ TEST(Lint, DuplicateDestinations) {
 }
 
 TEST(Lint, UnusedProxy) {
-  const auto f = lint_text("proxies:\n  used: http://p.example:1\n  idle: http://q.example:2\n" +
-                           rules("      - action: proxy\n        proxy: used\n        destinations: [a.example]\n"));
+  const auto f = lint_text(
+      "proxies:\n  used: http://p.example:1\n  idle: http://q.example:2\n" +
+      rules("      - action: proxy\n        proxy: used\n        destinations: [a.example]\n"));
   ASSERT_EQ(f.size(), 1U) << dump(f);
   EXPECT_EQ(f[0].code, "unused-proxy");
   EXPECT_EQ(f[0].where.line, 3);
@@ -95,12 +105,15 @@ TEST(Lint, UnusedProxy) {
 TEST(Lint, AppInTwoPerAppSetsOfOnePlatform) {
   const auto f = lint_text(
       "rule_sets:\n"
-      "  - {name: a, platforms: [ios], mode: per-app, apps: [com.x, com.y], default: tunnel, rules: [{action: block, destinations: [q.example]}]}\n"
-      "  - {name: b, platforms: [ios, android], mode: per-app, apps: [com.y], default: bypass, rules: [{action: block, destinations: [q.example]}]}\n");
+      "  - {name: a, platforms: [ios], mode: per-app, apps: [com.x, com.y], default: tunnel, "
+      "rules: [{action: block, destinations: [q.example]}]}\n"
+      "  - {name: b, platforms: [ios, android], mode: per-app, apps: [com.y], default: bypass, "
+      "rules: [{action: block, destinations: [q.example]}]}\n");
   ASSERT_EQ(f.size(), 1U) << dump(f);
   EXPECT_EQ(f[0].code, "app-in-two-sets");
   EXPECT_EQ(f[0].where.line, 3);
-  EXPECT_NE(f[0].where.message.find("app 'com.y' is already in per-app set 'a' for ios"), std::string::npos);
+  EXPECT_NE(f[0].where.message.find("app 'com.y' is already in per-app set 'a' for ios"),
+            std::string::npos);
   EXPECT_EQ(f[0].where.message.find("android"), std::string::npos);
 }
 
@@ -108,11 +121,13 @@ TEST(Lint, EmptySetAndUnreachableFullDeviceSet) {
   const auto f = lint_text(
       "rule_sets:\n"
       "  - {name: first, platforms: [windows], mode: full-device, default: tunnel}\n"
-      "  - {name: second, platforms: [windows, macos], mode: full-device, default: block, rules: [{action: tunnel, destinations: [a.example]}]}\n");
+      "  - {name: second, platforms: [windows, macos], mode: full-device, default: block, rules: "
+      "[{action: tunnel, destinations: [a.example]}]}\n");
   ASSERT_EQ(f.size(), 2U) << dump(f);
   EXPECT_EQ(f[0].code, "empty-set");
   EXPECT_EQ(f[1].code, "unreachable-set");
-  EXPECT_NE(f[1].where.message.find("never used on windows: 'first' comes first"), std::string::npos);
+  EXPECT_NE(f[1].where.message.find("never used on windows: 'first' comes first"),
+            std::string::npos);
   EXPECT_EQ(f[1].where.message.find("macos"), std::string::npos);
 }
 

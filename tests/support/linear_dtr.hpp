@@ -32,11 +32,16 @@ inline bool linear_matches(const destination& d, std::string_view host, const ip
   if (!d.ports.contains(port)) return false;
   if (ip != nullptr) return d.k == destination::kind::cidr && in_network(*ip, d);
   switch (d.k) {
-    case destination::kind::exact: return host == d.value;
-    case destination::kind::string_suffix: return ends_with(host, d.value);
-    case destination::kind::label_suffix: return host.size() > d.value.size() && ends_with(host, d.value);
-    case destination::kind::any_host: return true;
-    case destination::kind::cidr: return false;
+    case destination::kind::exact:
+      return host == d.value;
+    case destination::kind::string_suffix:
+      return ends_with(host, d.value);
+    case destination::kind::label_suffix:
+      return host.size() > d.value.size() && ends_with(host, d.value);
+    case destination::kind::any_host:
+      return true;
+    case destination::kind::cidr:
+      return false;
   }
   return false;
 }

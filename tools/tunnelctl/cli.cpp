@@ -70,7 +70,8 @@ int dispatch(std::span<const group> groups, int argc, char** argv) {
   }
   if (all.size() < 2 || all[1] == "--help" || all[1] == "-h") {
     std::cout << "usage: tunnelctl " << g->name << " COMMAND [OPTIONS]\n\n";
-    for (const auto& c : g->commands) std::cout << "  " << c.name << "\t" << c.summary << "\n";
+    for (const auto& c : g->commands)
+      std::cout << "  " << c.name << "\t" << c.summary << "\n";
     return all.size() < 2 ? exit_error : exit_ok;
   }
   for (const auto& c : g->commands) {
@@ -85,8 +86,8 @@ int dispatch(std::span<const group> groups, int argc, char** argv) {
     }
     return exit_error;
   }
-  std::cerr << "tunnelctl: unknown command '" << g->name << ' ' << all[1]
-            << "' (try tunnelctl " << g->name << " --help)\n";
+  std::cerr << "tunnelctl: unknown command '" << g->name << ' ' << all[1] << "' (try tunnelctl "
+            << g->name << " --help)\n";
   return exit_error;
 }
 

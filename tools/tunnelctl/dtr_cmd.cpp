@@ -18,7 +18,8 @@ std::shared_ptr<const dtr::policy> load(const std::string& path) {
   auto r = dtr::load_rules(read_file(path), path);
   if (!r) {
     std::string msg = "cannot load rules:";
-    for (const auto& e : r.errors) msg += "\n  " + e.to_string();
+    for (const auto& e : r.errors)
+      msg += "\n  " + e.to_string();
     throw command_error(msg);
   }
   return r.value;
@@ -26,7 +27,9 @@ std::shared_ptr<const dtr::policy> load(const std::string& path) {
 
 dtr::platform platform_arg(const std::string& s) {
   auto p = dtr::parse_platform(s);
-  if (!p) throw usage_error("unknown platform '" + s + "'; expected ios, android, macos, windows or linux");
+  if (!p)
+    throw usage_error("unknown platform '" + s +
+                      "'; expected ios, android, macos, windows or linux");
   return *p;
 }
 
@@ -67,12 +70,11 @@ int cmd_eval(const args& a) {
   po::options_description desc("options");
   std::string rules, plat, app, target;
   bool json = false;
-  desc.add_options()
-      ("rules", po::value(&rules)->required(), "rules file (YAML)")
-      ("platform", po::value(&plat)->required(), "ios, android, macos, windows or linux")
-      ("app", po::value(&app), "app id (bundle id, package name, path) for per-app rule sets")
-      ("json", po::bool_switch(&json), "print the decision as JSON")
-      ("target", po::value(&target)->required(), "HOST[:PORT], port 443 when omitted");
+  desc.add_options()("rules", po::value(&rules)->required(), "rules file (YAML)")(
+      "platform", po::value(&plat)->required(), "ios, android, macos, windows or linux")(
+      "app", po::value(&app), "app id (bundle id, package name, path) for per-app rule sets")(
+      "json", po::bool_switch(&json), "print the decision as JSON")(
+      "target", po::value(&target)->required(), "HOST[:PORT], port 443 when omitted");
   po::positional_options_description pos;
   pos.add("target", 1);
   po::variables_map vm;
@@ -99,7 +101,8 @@ int cmd_eval(const args& a) {
                 : d.rank == 0    ? nlohmann::ordered_json("default")
                                  : nlohmann::ordered_json(d.rank);
     j["line"] = d.set ? nlohmann::ordered_json(d.line) : nlohmann::ordered_json(nullptr);
-    j["destination"] = d.matched ? nlohmann::ordered_json(d.matched->text()) : nlohmann::ordered_json(nullptr);
+    j["destination"] =
+        d.matched ? nlohmann::ordered_json(d.matched->text()) : nlohmann::ordered_json(nullptr);
     j["host"] = host;
     j["port"] = port;
     j["platform"] = plat;
@@ -109,8 +112,9 @@ int cmd_eval(const args& a) {
   }
   std::cout << action_word(d);
   if (d.set) {
-    std::cout << " set=" << d.set->name << " rank="
-              << (d.rank == 0 ? std::string("default") : std::to_string(d.rank)) << " line=" << d.line;
+    std::cout << " set=" << d.set->name
+              << " rank=" << (d.rank == 0 ? std::string("default") : std::to_string(d.rank))
+              << " line=" << d.line;
   } else {
     std::cout << " set=- rank=- line=-";
   }
@@ -137,8 +141,8 @@ int cmd_lint(const args& a) {
   }
   const auto findings = dtr::lint(*r.value);
   for (const auto& f : findings) {
-    std::cout << f.where.file << ":" << f.where.line << ":" << f.where.column << ": warning: "
-              << f.where.message << " [" << f.code << "]\n";
+    std::cout << f.where.file << ":" << f.where.line << ":" << f.where.column
+              << ": warning: " << f.where.message << " [" << f.code << "]\n";
   }
   if (!findings.empty()) {
     std::cout << findings.size() << " warning(s)\n";
@@ -151,11 +155,10 @@ int cmd_lint(const args& a) {
 int cmd_pac(const args& a) {
   po::options_description desc("options");
   std::string file, plat, gateway, app;
-  desc.add_options()
-      ("file", po::value(&file)->required(), "rules file (YAML)")
-      ("platform", po::value(&plat)->required(), "ios, android, macos, windows or linux")
-      ("gateway", po::value(&gateway)->required(), "HOST:PORT of the gateway's TLS listener")
-      ("app", po::value(&app), "use the per-app rule set of this app (a browser's app id)");
+  desc.add_options()("file", po::value(&file)->required(), "rules file (YAML)")(
+      "platform", po::value(&plat)->required(), "ios, android, macos, windows or linux")(
+      "gateway", po::value(&gateway)->required(), "HOST:PORT of the gateway's TLS listener")(
+      "app", po::value(&app), "use the per-app rule set of this app (a browser's app id)");
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;
@@ -166,7 +169,8 @@ int cmd_pac(const args& a) {
   const auto p = platform_arg(plat);
   const auto [gw_host, gw_port] = split_target(gateway);
   if (gateway.find(':') == std::string::npos || !dtr::parse_destination(gw_host)) {
-    throw usage_error("--gateway must be HOST:PORT (e.g. gateway.example.com:8443), got '" + gateway + "'");
+    throw usage_error("--gateway must be HOST:PORT (e.g. gateway.example.com:8443), got '" +
+                      gateway + "'");
   }
   (void)gw_port;
   const auto policy = load(file);
@@ -182,9 +186,8 @@ int cmd_pac(const args& a) {
 int cmd_profile(const args& a) {
   po::options_description desc("options");
   std::string file, plat;
-  desc.add_options()
-      ("file", po::value(&file)->required(), "rules file (YAML)")
-      ("platform", po::value(&plat)->required(), "ios, android, macos, windows or linux");
+  desc.add_options()("file", po::value(&file)->required(), "rules file (YAML)")(
+      "platform", po::value(&plat)->required(), "ios, android, macos, windows or linux");
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;
@@ -198,11 +201,10 @@ int cmd_preset(const args& a) {
   po::options_description desc("options");
   std::string name;
   dtr::okta_entra_params params;
-  desc.add_options()
-      ("name", po::value(&name)->required(), "preset name: okta-entra-login")
-      ("tenant", po::value(&params.okta_tenant)->required(), "Okta tenant (acme for acme.okta.com)")
-      ("custom-domain", po::value(&params.okta_custom_domain), "Okta custom URL domain")
-      ("ip-echo", po::value(&params.ip_echo_host), "a 'what is my IP' host to tunnel too");
+  desc.add_options()("name", po::value(&name)->required(), "preset name: okta-entra-login")(
+      "tenant", po::value(&params.okta_tenant)->required(), "Okta tenant (acme for acme.okta.com)")(
+      "custom-domain", po::value(&params.okta_custom_domain), "Okta custom URL domain")(
+      "ip-echo", po::value(&params.ip_echo_host), "a 'what is my IP' host to tunnel too");
   po::positional_options_description pos;
   pos.add("name", 1);
   po::variables_map vm;
@@ -216,7 +218,8 @@ int cmd_preset(const args& a) {
     throw usage_error("unknown preset '" + name + "'; the preset is okta-entra-login");
   }
   try {
-    for (const auto& d : dtr::okta_entra_login_destinations(params)) std::cout << d << "\n";
+    for (const auto& d : dtr::okta_entra_login_destinations(params))
+      std::cout << d << "\n";
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());
   }

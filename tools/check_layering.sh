@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Enforces the layering of DESIGN.md §2 / STYLE.md §3 by reading #include lines:
+#   1. code outside X/ includes only "X/X.hpp" of a library X (its one public header);
+#   2. the libraries (dtr, certauth, uem) include no other library of ours, and nothing
+#      includes gateway/ internals.
+# Exit 0 when clean; otherwise prints each offending line and exits 1.
+set -u
+cd "${1:-$(dirname "$0")/..}"
+libs=(dtr certauth uem gateway)
+bad=0
+while IFS= read -r -d '' f; do
+  dir=${f%%/*}
+  while IFS= read -r line; do
+    inc=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)".*/\1/' <<<"$line")
+    lib=${inc%%/*}
+    [[ " ${libs[*]} " == *" $lib "* ]] || continue
+    if [ "$lib" != "$dir" ] && [ "$inc" != "$lib/$lib.hpp" ]; then
+      echo "$f: includes $inc: outside $lib/ only \"$lib/$lib.hpp\" may be included"
+      bad=1
+    fi
+    case "$dir" in
+      dtr|certauth|uem)
+        if [ "$lib" != "$dir" ]; then
+          echo "$f: includes $inc: the $dir library must not depend on $lib"
+          bad=1
+        fi ;;
+    esac
+  done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f")
+done < <(find dtr certauth uem gateway tools tests -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) -print0 2>/dev/null)
+if [ "$bad" -eq 0 ]; then echo "layering: ok"; fi
+exit "$bad"
