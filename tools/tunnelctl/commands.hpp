@@ -6,5 +6,7 @@
 namespace tunnelctl {
 
 extern const group dtr_group;   // dtr_cmd.cpp
+extern const group ca_group;    // ca_cmd.cpp
+extern const group cert_group;  // cert_cmd.cpp
 
 }  // namespace tunnelctl

@@ -6,6 +6,8 @@
 int main(int argc, char** argv) {
   const std::array groups{
       tunnelctl::dtr_group,
+      tunnelctl::ca_group,
+      tunnelctl::cert_group,
   };
   return tunnelctl::dispatch(groups, argc, argv);
 }
