@@ -9,4 +9,6 @@ extern const group dtr_group;   // dtr_cmd.cpp
 extern const group ca_group;    // ca_cmd.cpp
 extern const group cert_group;  // cert_cmd.cpp
 
+extern const group device_group;  // device_cmd.cpp (issue 4)
+
 }  // namespace tunnelctl

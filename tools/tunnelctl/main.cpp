@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
       tunnelctl::dtr_group,
       tunnelctl::ca_group,
       tunnelctl::cert_group,
+      tunnelctl::device_group,
   };
   return tunnelctl::dispatch(groups, argc, argv);
 }

@@ -1,0 +1,115 @@
+// uem::errc as an error_code category, plus small helpers shared by the library.
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "uem/internal.hpp"
+
+namespace tunnelgate::uem {
+
+namespace {
+
+class category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "uem"; }
+  std::string message(int v) const override {
+    switch (static_cast<errc>(v)) {
+      case errc::bad_config:
+        return "invalid uem configuration";
+      case errc::file_unreadable:
+        return "file cannot be read";
+      case errc::bad_inventory:
+        return "invalid device inventory";
+      case errc::bad_response:
+        return "the UEM returned an invalid device record";
+      case errc::unreachable:
+        return "the UEM cannot be reached";
+      case errc::timeout:
+        return "the UEM did not answer in time";
+      case errc::unauthorized:
+        return "the UEM refused our credentials";
+      case errc::rate_limited:
+        return "the UEM is rate limiting us";
+      case errc::server_error:
+        return "the UEM answered with a server error";
+      case errc::token_failure:
+        return "the OAuth token request failed";
+      case errc::bad_webhook:
+        return "invalid UEM event notification";
+      case errc::stopped:
+        return "the compliance service is stopped";
+    }
+    return "unknown uem error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const category c;
+  return c;
+}
+
+std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+namespace detail {
+
+std::string read_file(const std::filesystem::path& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    throw std::system_error(
+        make_error_code(errc::file_unreadable),
+        "cannot read " + std::string(what) + " " + path.string() + ": " + std::strerror(err));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) {
+    throw std::system_error(make_error_code(errc::file_unreadable),
+                            "cannot read " + std::string(what) + " " + path.string());
+  }
+  return ss.str();
+}
+
+std::string base64_encode(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view in) {
+  if (in.empty() || in.size() % 4 != 0 || in.size() > 4096) return std::nullopt;
+  std::string out(in.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  if (n < 0) return std::nullopt;
+  std::size_t pad = 0;
+  if (in.back() == '=') ++pad;
+  if (in.size() >= 2 && in[in.size() - 2] == '=') ++pad;
+  out.resize(static_cast<std::size_t>(n) - pad);
+  return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+  // Comparing digests keeps the time independent of where (and whether) the lengths differ.
+  unsigned char da[SHA256_DIGEST_LENGTH];
+  unsigned char db[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(a.data()), a.size(), da);
+  SHA256(reinterpret_cast<const unsigned char*>(b.data()), b.size(), db);
+  return CRYPTO_memcmp(da, db, sizeof da) == 0;
+}
+
+}  // namespace detail
+
+}  // namespace tunnelgate::uem

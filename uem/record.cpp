@@ -1,0 +1,362 @@
+// Device records, the posture policy and the pure parsers (inventory, webhook body).
+#include <yaml-cpp/yaml.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "uem/internal.hpp"
+
+namespace tunnelgate::uem {
+
+using json = nlohmann::json;
+
+std::string device_key::to_string() const {
+  switch (kind) {
+    case key_kind::udid:
+      return "udid:" + value;
+    case key_kind::serial:
+      return "serial:" + value;
+    case key_kind::device_id:
+      return "device_id:" + value;
+  }
+  return value;
+}
+
+namespace {
+
+constexpr std::string_view reason_names[] = {"ok",          "unknown_device", "not_enrolled",
+                                             "compromised", "noncompliant",   "uem_unavailable"};
+
+/// Keeps the summary line one line of space-separated fields whatever the UEM sends.
+std::string field(std::string_view v) {
+  if (v.empty()) return "-";
+  std::string out(v);
+  for (auto& c : out) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == '\x7f') c = '_';
+  }
+  return out;
+}
+
+const char* type_name(const json& j) {
+  return j.type_name();
+}
+
+}  // namespace
+
+std::string_view to_string(reason r) noexcept {
+  const auto i = static_cast<std::size_t>(r);
+  return i < std::size(reason_names) ? reason_names[i] : std::string_view("unknown");
+}
+
+std::optional<reason> reason_from_string(std::string_view s) noexcept {
+  for (std::size_t i = 0; i < std::size(reason_names); ++i) {
+    if (reason_names[i] == s) return static_cast<reason>(i);
+  }
+  return std::nullopt;
+}
+
+std::string_view map_platform(std::string_view p) noexcept {
+  // The UEM's Platform strings are fixed names; compare exactly but forgive case.
+  if (detail::iequals(p, "Apple")) return "ios";
+  if (detail::iequals(p, "AppleOsX")) return "macos";
+  if (detail::iequals(p, "Android")) return "android";
+  if (detail::iequals(p, "WinRT")) return "windows";
+  if (detail::iequals(p, "Linux")) return "linux";
+  return {};
+}
+
+decision evaluate(const posture_policy& policy, const std::optional<device_record>& record) {
+  decision d;
+  if (!record) {
+    d.code = reason::unknown_device;
+    return d;
+  }
+  d.device = record;
+  d.platform = std::string(map_platform(record->platform));
+  if (policy.require_enrolled && !detail::iequals(record->enrollment_status, "Enrolled")) {
+    d.code = reason::not_enrolled;
+  } else if (policy.require_not_compromised && record->compromised) {
+    d.code = reason::compromised;
+  } else if (policy.require_compliant && !detail::iequals(record->compliance_status, "Compliant")) {
+    d.code = reason::noncompliant;
+  } else {
+    d.code = reason::ok;
+  }
+  return d;
+}
+
+std::string decision::summary_line() const {
+  std::string s = admitted() ? "admit" : "refuse";
+  s += " reason=";
+  s += to_string(code);
+  s += " platform=" + field(platform);
+  if (device) {
+    s += " enrollment=" + field(device->enrollment_status);
+    s += " compliance=" + field(device->compliance_status);
+    s += std::string(" compromised=") + (device->compromised ? "true" : "false");
+  } else {
+    s += " enrollment=- compliance=- compromised=-";
+  }
+  return s;
+}
+
+namespace detail {
+
+/// One record from a JSON value; appends "<where>.<Field>: problem" to errors.
+std::optional<device_record> record_from_json(const json& j, const std::string& where,
+                                              std::vector<std::string>& errors) {
+  const auto prefix = where.empty() ? std::string() : where + ".";
+  if (!j.is_object()) {
+    errors.push_back((where.empty() ? std::string("device record") : where) +
+                     ": expected an object, got " + type_name(j));
+    return std::nullopt;
+  }
+  const auto before = errors.size();
+  device_record r;
+  auto str = [&](const char* name, std::string& out) {
+    const auto it = j.find(name);
+    if (it == j.end()) {
+      errors.push_back(prefix + name + ": missing");
+    } else if (!it->is_string()) {
+      errors.push_back(prefix + name + ": expected a string, got " + type_name(*it));
+    } else {
+      out = it->get<std::string>();
+    }
+  };
+  str("Udid", r.udid);
+  str("SerialNumber", r.serial);
+  str("Platform", r.platform);
+  str("EnrollmentStatus", r.enrollment_status);
+  str("ComplianceStatus", r.compliance_status);
+  if (const auto it = j.find("CompromisedStatus"); it == j.end()) {
+    errors.push_back(prefix + "CompromisedStatus: missing");
+  } else if (!it->is_boolean()) {
+    errors.push_back(prefix + "CompromisedStatus: expected true or false, got " + type_name(*it));
+  } else {
+    r.compromised = it->get<bool>();
+  }
+  if (const auto it = j.find("UserEmailAddress"); it != j.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      errors.push_back(prefix + "UserEmailAddress: expected a string, got " + type_name(*it));
+    } else {
+      r.user_email = it->get<std::string>();
+    }
+  }
+  if (const auto it = j.find("Id"); it != j.end() && !it->is_null()) {
+    const auto v = it->is_object() ? it->find("Value") : it->end();
+    if (!it->is_object() || v == it->end() || !v->is_number_integer()) {
+      errors.push_back(prefix + "Id: expected {\"Value\": <integer>}");
+    } else {
+      r.device_id = std::to_string(v->get<std::int64_t>());
+    }
+  }
+  if (r.udid.empty() && r.serial.empty() && errors.size() == before) {
+    errors.push_back(prefix + "Udid, SerialNumber: both empty; a device needs one of them");
+  }
+  if (errors.size() != before) return std::nullopt;
+  return r;
+}
+
+namespace {
+
+/// YAML → JSON with the YAML core schema for plain scalars (true/false, null, integers);
+/// quoted scalars stay strings, so `Udid: "0123"` keeps its leading zero.
+json yaml_to_json(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Sequence: {
+      json a = json::array();
+      for (const auto& e : n)
+        a.push_back(yaml_to_json(e));
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      json o = json::object();
+      for (const auto& kv : n)
+        o[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      return o;
+    }
+    case YAML::NodeType::Scalar: {
+      const auto& s = n.Scalar();
+      if (n.Tag() == "?") {
+        if (s == "true" || s == "True" || s == "TRUE") return true;
+        if (s == "false" || s == "False" || s == "FALSE") return false;
+        if (s == "null" || s == "~" || s == "Null" || s == "NULL") return nullptr;
+        if (!s.empty() && s.find_first_not_of("-0123456789") == std::string::npos &&
+            (s.size() < 2 || s[0] != '0') && s.size() < 19) {
+          try {
+            return std::stoll(s);
+          } catch (const std::exception&) {
+            return s;
+          }
+        }
+      }
+      return s;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace
+
+}  // namespace detail
+
+record_result parse_device_record(std::string_view text) {
+  record_result out;
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) {
+    out.error = "not valid JSON";
+    return out;
+  }
+  std::vector<std::string> errors;
+  out.record = detail::record_from_json(j, "", errors);
+  if (!out.record) {
+    out.error = errors.empty() ? std::string("invalid device record") : errors.front();
+    for (std::size_t i = 1; i < errors.size(); ++i)
+      out.error += "; " + errors[i];
+  }
+  return out;
+}
+
+inventory_result parse_inventory(std::string_view text, std::string_view origin) {
+  inventory_result out;
+  const std::string where(origin);
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded()) {
+    try {
+      doc = detail::yaml_to_json(YAML::Load(std::string(text)));
+    } catch (const YAML::Exception& e) {
+      out.errors.push_back(where + ":" + std::to_string(e.mark.line + 1) + ":" +
+                           std::to_string(e.mark.column + 1) +
+                           ": neither valid JSON nor YAML: " + e.msg);
+      return out;
+    }
+  }
+  std::string list_name = "devices";
+  const json* list = &doc;
+  if (doc.is_object() && doc.contains("Devices")) {
+    list = &doc["Devices"];
+    list_name = "Devices";
+  }
+  if (!list->is_array()) {
+    out.errors.push_back(where +
+                         ": expected an array of device records (or {\"Devices\": [...]}), got " +
+                         list->type_name());
+    return out;
+  }
+  std::set<std::string> udids;
+  std::set<std::string> serials;
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const auto item = list_name + "[" + std::to_string(i) + "]";
+    std::vector<std::string> errors;
+    auto r = detail::record_from_json((*list)[i], item, errors);
+    for (auto& e : errors)
+      out.errors.push_back(where + ": " + e);
+    if (!r) continue;
+    if (!r->udid.empty() && !udids.insert(detail::lower(r->udid)).second) {
+      out.errors.push_back(where + ": " + item + ".Udid: '" + r->udid + "' appears twice");
+    }
+    if (!r->serial.empty() && !serials.insert(detail::lower(r->serial)).second) {
+      out.errors.push_back(where + ": " + item + ".SerialNumber: '" + r->serial +
+                           "' appears twice");
+    }
+    out.devices.push_back(std::move(*r));
+  }
+  if (!out.ok()) out.devices.clear();
+  return out;
+}
+
+namespace {
+
+bool relevant_event(std::string_view type) {
+  const auto t = detail::lower(type);
+  for (std::string_view w : {"compliance", "compromised", "enrol", "break mdm", "wipe", "delete"}) {
+    if (t.find(w) != std::string::npos) return true;
+  }
+  return false;
+}
+
+/// Identifiers reach URLs and logs: printable ASCII without spaces, bounded.
+bool sane_id(std::string_view v) {
+  if (v.size() > 256) return false;
+  return std::all_of(v.begin(), v.end(), [](unsigned char c) { return c > ' ' && c < 0x7f; });
+}
+
+}  // namespace
+
+webhook_result parse_webhook(std::string_view body) {
+  webhook_result out;
+  const json j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) {
+    out.error = "body is not valid JSON";
+    return out;
+  }
+  if (!j.is_object()) {
+    out.error = std::string("expected a JSON object, got ") + j.type_name();
+    return out;
+  }
+  webhook_event ev;
+  // Text or number (the UEM sends numbers; some relays send strings). null = absent.
+  auto id_field = [&](const char* name, std::string& to) -> bool {
+    const auto it = j.find(name);
+    if (it == j.end() || it->is_null()) return true;
+    if (it->is_string()) {
+      to = it->get<std::string>();
+    } else if (it->is_number_integer()) {
+      to = std::to_string(it->get<std::int64_t>());
+    } else {
+      out.error = std::string(name) + ": expected a string or an integer, got " + it->type_name();
+      return false;
+    }
+    if (!sane_id(to)) {
+      out.error = std::string(name) + ": not a printable identifier";
+      return false;
+    }
+    return true;
+  };
+  auto str_field = [&](const char* name, std::string& to) -> bool {
+    const auto it = j.find(name);
+    if (it == j.end() || it->is_null()) return true;
+    if (!it->is_string()) {
+      out.error = std::string(name) + ": expected a string, got " + it->type_name();
+      return false;
+    }
+    to = it->get<std::string>();
+    if (!sane_id(to)) {
+      out.error = std::string(name) + ": not a printable identifier";
+      return false;
+    }
+    return true;
+  };
+  std::string udid, serial, device_id;
+  if (!id_field("EventId", ev.event_id) || !str_field("Udid", udid) ||
+      !str_field("SerialNumber", serial) || !id_field("DeviceId", device_id)) {
+    return out;
+  }
+  if (const auto it = j.find("EventType"); it == j.end() || !it->is_string()) {
+    out.error = it == j.end() ? "EventType: missing"
+                              : std::string("EventType: expected a string, got ") + it->type_name();
+    return out;
+  } else {
+    ev.event_type = it->get<std::string>();
+  }
+  if (!udid.empty()) {
+    ev.key = device_key::udid(udid);
+  } else if (!serial.empty()) {
+    ev.key = device_key::serial(serial);
+  } else if (!device_id.empty()) {
+    if (device_id.find_first_not_of("0123456789") != std::string::npos) {
+      out.error = "DeviceId: expected digits";
+      return out;
+    }
+    ev.key = device_key::device_id(device_id);
+  } else {
+    out.error = "no device identifier: Udid, SerialNumber and DeviceId are all empty";
+    return out;
+  }
+  ev.relevant = relevant_event(ev.event_type);
+  out.event = std::move(ev);
+  return out;
+}
+
+}  // namespace tunnelgate::uem

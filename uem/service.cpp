@@ -1,0 +1,515 @@
+// The compliance service: cache, single flight, subscribers, background refresh, webhook
+// events. All UEM I/O runs on one worker thread; the cache is shared with callers under one
+// mutex held only for map operations (never across I/O or callbacks).
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <deque>
+#include <future>
+#include <map>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "uem/internal.hpp"
+#include "uem/net.hpp"
+
+namespace tunnelgate::uem {
+
+namespace {
+
+/// How long a failed fetch is remembered before the source is tried again for that device.
+constexpr auto retry_interval = std::chrono::seconds(1);
+/// Refusals unused this long after expiry are dropped from the cache.
+constexpr auto evict_after = std::chrono::minutes(10);
+/// Remembered webhook EventIds (oldest forgotten first).
+constexpr std::size_t dedup_capacity = 10000;
+
+using waiter = std::function<void(decision_ptr)>;
+
+struct entry {
+  device_key key;                        // as first looked up (for the source and subscribers)
+  decision_ptr d;                        // null until the first fetch completes
+  clock_type::time_point fresh_until{};  // answer from memory before this
+  clock_type::time_point grace_until{};  // last admit usable on errors before this
+  std::uint64_t applied_seq = 0;         // start sequence of the fetch that made d
+  bool in_flight = false;                // a lookup fetch is running (single flight)
+  std::vector<waiter> waiters;           // callers of that fetch
+};
+
+bool differs(const decision& a, const decision& b) {
+  return a.code != b.code || a.platform != b.platform;
+}
+
+decision_ptr unavailable(std::string detail) {
+  auto d = std::make_shared<decision>();
+  d->code = reason::uem_unavailable;
+  d->detail = std::move(detail);
+  return d;
+}
+
+void log_failure(const std::exception_ptr& e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    spdlog::error("uem: background task failed: {}", x.what());
+  }
+}
+
+}  // namespace
+
+struct service::impl {
+  impl(const config& c, service_options o) : cfg(c), opts(std::move(o)) {
+    if (!opts.now) opts.now = [] { return clock_type::now(); };
+  }
+
+  const config cfg;
+  service_options opts;
+
+  mutable std::mutex mutex;  // guards cache, seq, stopped
+  std::unordered_map<std::string, entry> cache;
+  std::uint64_t seq = 0;
+  bool stopped = false;
+
+  std::mutex sub_mutex;  // guards subscribers
+  std::map<std::uint64_t, std::shared_ptr<const subscriber>> subscribers;
+  std::uint64_t next_sub = 0;
+
+  struct counters {
+    std::atomic<std::uint64_t> lookups{0}, hits{0}, fetches{0}, events{0}, dups{0}, rejected{0};
+  } counts;
+
+  // Worker-only state.
+  std::unique_ptr<net::io_context> ioc;
+  std::unique_ptr<source> src;
+  std::shared_ptr<detail::webhook_server> webhook;
+  std::unique_ptr<net::steady_timer> tick;
+  std::unordered_set<std::string> seen_events;
+  std::deque<std::string> seen_order;
+
+  std::optional<tcp::endpoint> webhook_ep;  // set before the worker starts
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::future<void> finished;  // ready when the worker's run() returned
+  std::thread worker;
+  std::mutex stop_mutex;  // serialises stop()
+  bool joined = false;
+
+  ~impl() {
+    // The worker is joined; destroy I/O objects before their io_context, then the context
+    // (which destroys any coroutine frames still queued).
+    webhook.reset();
+    tick.reset();
+    src.reset();
+    ioc.reset();
+  }
+
+  decision_ptr fresh(const std::string& k, clock_type::time_point now) const {
+    std::lock_guard lock(mutex);
+    const auto it = cache.find(k);
+    if (it == cache.end() || !it->second.d || now >= it->second.fresh_until) return nullptr;
+    return it->second.d;
+  }
+
+  /// Answers from cache or joins/starts the device's single fetch. `w` runs on this thread
+  /// (cache hit) or on the worker.
+  void start_lookup(device_key key, const waiter& w) {
+    counts.lookups.fetch_add(1, std::memory_order_relaxed);
+    const auto now = opts.now();
+    auto k = detail::cache_key(key);
+    decision_ptr hit;
+    std::uint64_t my_seq = 0;
+    {
+      std::lock_guard lock(mutex);
+      if (stopped) {
+        hit = unavailable("the compliance service is stopped");
+      } else {
+        auto& e = cache[k];
+        if (e.d && now < e.fresh_until) {
+          hit = e.d;
+        } else {
+          e.waiters.push_back(w);  // a copy: `w` is still needed on the hit path
+          if (e.in_flight) return;
+          e.in_flight = true;
+          e.key = key;
+          my_seq = ++seq;
+        }
+      }
+    }
+    if (hit) {
+      if (hit->code != reason::uem_unavailable || !stopped_flag()) {
+        counts.hits.fetch_add(1, std::memory_order_relaxed);
+      }
+      w(std::move(hit));
+      return;
+    }
+    net::co_spawn(*ioc, fetch_task(this, std::move(key), std::move(k), "lookup", my_seq, false),
+                  log_failure);
+  }
+
+  bool stopped_flag() const {
+    std::lock_guard lock(mutex);
+    return stopped;
+  }
+
+  /// Named coroutine (STYLE P2): by-value parameters, no captures. `related` widens the update
+  /// to every cache entry naming the same device (webhook events may name it by serial).
+  static net::awaitable<void> fetch_task(impl* self, device_key key, std::string k,
+                                         std::string_view cause, std::uint64_t my_seq,
+                                         bool related) {
+    self->counts.fetches.fetch_add(1, std::memory_order_relaxed);
+    fetch_result r;
+    try {
+      r = co_await self->src->fetch(key);
+    } catch (const std::exception& e) {
+      r = fetch_result{};
+      r.error = make_error_code(errc::unreachable);
+      r.detail = e.what();
+    }
+    if (r.error && r.detail.empty()) r.detail = r.error.message();
+    if (r.error) {
+      spdlog::warn("uem: {} lookup of {} failed: {}", self->src->name(), key.to_string(), r.detail);
+    }
+    self->apply(key, k, r, cause, my_seq, related);
+  }
+
+  /// Stores a fetch result in every target entry, wakes waiters, then tells subscribers.
+  void apply(const device_key& key, const std::string& k, const fetch_result& r,
+             std::string_view cause, std::uint64_t my_seq, bool related) {
+    const auto now = opts.now();
+    std::vector<std::pair<waiter, decision_ptr>> wake;
+    std::vector<change> changes;
+    {
+      std::lock_guard lock(mutex);
+      std::vector<std::pair<const std::string*, entry*>> targets;
+      if (related) {
+        for (auto& [ck, e] : cache) {
+          if (ck == k || is_related(e, key, r)) targets.emplace_back(&ck, &e);
+        }
+      } else if (auto it = cache.find(k); it != cache.end()) {
+        targets.emplace_back(&it->first, &it->second);
+      }
+      for (auto& t : targets) {
+        entry& e = *t.second;
+        decision_ptr before = e.d;
+        // A result older than the one applied (a webhook re-read overtook this lookup) does
+        // not overwrite it; its waiters get the newer decision.
+        if (my_seq > e.applied_seq) {
+          e.applied_seq = my_seq;
+          e.d = decide(e, r, now);
+        }
+        if (!related) {
+          e.in_flight = false;
+          for (auto& w : e.waiters)
+            wake.emplace_back(std::move(w), e.d);
+          e.waiters.clear();
+        }
+        if (before && e.d != before && differs(*before, *e.d)) {
+          changes.push_back(change{e.key, before, e.d, cause});
+        }
+      }
+    }
+    // Subscribers first: the session registry learns of a change no later than a caller.
+    notify(changes);
+    for (auto& [w, d] : wake)
+      w(d);
+  }
+
+  static bool is_related(const entry& e, const device_key& key, const fetch_result& r) {
+    if (e.key.value.empty()) return false;
+    if (r.device && detail::matches(*r.device, e.key)) return true;
+    if (e.d && e.d->device) {
+      if (detail::matches(*e.d->device, key)) return true;
+      if (r.device &&
+          ((!r.device->udid.empty() && detail::iequals(r.device->udid, e.d->device->udid)) ||
+           (!r.device->serial.empty() && detail::iequals(r.device->serial, e.d->device->serial)))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /// The new decision for an entry from a fetch result; sets the entry's times.
+  decision_ptr decide(entry& e, const fetch_result& r, clock_type::time_point now) const {
+    if (!r.error) {
+      auto d = std::make_shared<decision>(evaluate(cfg.posture, r.device));
+      if (d->admitted()) {
+        e.fresh_until = now + cfg.cache.positive_ttl;
+        e.grace_until = now + cfg.cache.positive_ttl + cfg.cache.stale_grace;
+      } else {
+        e.fresh_until = now + cfg.cache.negative_ttl;
+        e.grace_until = {};
+      }
+      return d;
+    }
+    // Never admit on an error, except the last admit while it is within its stale grace.
+    if (e.d && e.d->admitted() && now < e.grace_until) {
+      e.fresh_until = std::min<clock_type::time_point>(now + retry_interval, e.grace_until);
+      if (e.d->stale) return e.d;
+      auto d = std::make_shared<decision>(*e.d);
+      d->stale = true;
+      return d;
+    }
+    e.fresh_until = now + retry_interval;
+    return unavailable(r.detail);
+  }
+
+  void notify(const std::vector<change>& changes) {
+    if (changes.empty()) return;
+    std::vector<std::shared_ptr<const subscriber>> subs;
+    {
+      std::lock_guard lock(sub_mutex);
+      for (const auto& [id, s] : subscribers)
+        subs.push_back(s);
+    }
+    for (const auto& c : changes) {
+      spdlog::info("uem: {} {} -> {} ({})", c.key.to_string(), to_string(c.before->code),
+                   to_string(c.after->code), c.cause);
+      for (const auto& s : subs) {
+        try {
+          (*s)(c);
+        } catch (const std::exception& e) {
+          spdlog::error("uem: subscriber failed: {}", e.what());
+        }
+      }
+    }
+  }
+
+  /// Background refresh: file reloads and expired admits (a live session learns about
+  /// changes even without a webhook); drops long-expired refusals.
+  static net::awaitable<void> tick_loop(impl* self) {
+    for (;;) {
+      self->tick->expires_after(self->cfg.poll_interval);
+      boost::system::error_code ec;
+      co_await self->tick->async_wait(net::redirect_error(net::use_awaitable, ec));
+      if (ec || self->stopped_flag()) co_return;
+      const bool reloaded = self->src->poll_changed();
+      self->refresh(reloaded);
+    }
+  }
+
+  void refresh(bool everything) {
+    const auto now = opts.now();
+    std::vector<std::tuple<device_key, std::string, std::uint64_t>> todo;
+    {
+      std::lock_guard lock(mutex);
+      for (auto it = cache.begin(); it != cache.end();) {
+        auto& e = it->second;
+        if (!e.in_flight && e.d && !e.d->admitted() && now >= e.fresh_until + evict_after) {
+          it = cache.erase(it);
+          continue;
+        }
+        const bool due = e.d && now >= e.fresh_until && e.d->admitted();
+        if (!e.in_flight && e.d && (everything || due)) {
+          e.in_flight = true;
+          todo.emplace_back(e.key, it->first, ++seq);
+        }
+        ++it;
+      }
+    }
+    for (auto& [key, k, s] : todo) {
+      net::co_spawn(*ioc,
+                    fetch_task(this, std::move(key), std::move(k),
+                               everything ? "file_reload" : "ttl_refresh", s, false),
+                    log_failure);
+    }
+  }
+
+  /// Webhook event (worker): dedup on EventId, then re-read the device from the source.
+  bool on_event(const webhook_event& ev) {
+    if (!ev.event_id.empty()) {
+      if (!seen_events.insert(ev.event_id).second) {
+        counts.dups.fetch_add(1, std::memory_order_relaxed);
+        spdlog::info("uem: webhook event {} ({}) for {} is a duplicate; ignored", ev.event_id,
+                     ev.event_type, ev.key.to_string());
+        return false;
+      }
+      seen_order.push_back(ev.event_id);
+      if (seen_order.size() > dedup_capacity) {
+        seen_events.erase(seen_order.front());
+        seen_order.pop_front();
+      }
+    }
+    counts.events.fetch_add(1, std::memory_order_relaxed);
+    if (!ev.relevant) {
+      spdlog::debug("uem: webhook event type '{}' does not affect compliance", ev.event_type);
+      return true;
+    }
+    spdlog::info("uem: webhook event {} '{}' for {}", ev.event_id, ev.event_type,
+                 ev.key.to_string());
+    std::uint64_t s = 0;
+    {
+      std::lock_guard lock(mutex);
+      if (stopped) return true;
+      s = ++seq;
+    }
+    net::co_spawn(*ioc, fetch_task(this, ev.key, detail::cache_key(ev.key), "webhook", s, true),
+                  log_failure);
+    return true;
+  }
+};
+
+std::shared_ptr<service> service::create(const config& cfg, service_options options) {
+  auto i = std::make_shared<impl>(cfg, std::move(options));
+  i->ioc = std::make_unique<net::io_context>(1);
+  const auto ex = i->ioc->get_executor();
+  i->src = i->opts.make_source ? i->opts.make_source(ex) : make_source(cfg, ex);
+  i->tick = std::make_unique<net::steady_timer>(ex);
+  if (cfg.webhook.enabled && i->opts.webhook) {
+    auto* raw = i.get();
+    detail::webhook_handlers h;
+    h.on_event = [raw](const webhook_event& ev) { return raw->on_event(ev); };
+    h.on_rejected = [raw] { raw->counts.rejected.fetch_add(1, std::memory_order_relaxed); };
+    i->webhook = detail::start_webhook_server(cfg.webhook, ex, std::move(h));
+    i->webhook_ep = i->webhook->local_endpoint();
+  }
+  if (i->opts.background_refresh) net::co_spawn(*i->ioc, impl::tick_loop(i.get()), log_failure);
+  // The work guard keeps run() from returning while idle; stop() releases it.
+  i->work.emplace(i->ioc->get_executor());
+  auto done = std::make_shared<std::promise<void>>();
+  i->finished = done->get_future();
+  i->worker = std::thread([ctx = i->ioc.get(), done] {
+    ctx->run();
+    done->set_value();
+  });
+  return std::shared_ptr<service>(new service(std::move(i)));
+}
+
+service::~service() {
+  stop();
+}
+
+const config& service::configuration() const noexcept {
+  return impl_->cfg;
+}
+
+decision_ptr service::cached(const device_key& key) const {
+  auto d = impl_->fresh(detail::cache_key(key), impl_->opts.now());
+  if (d) impl_->counts.hits.fetch_add(1, std::memory_order_relaxed);
+  return d;
+}
+
+namespace {
+
+struct lookup_initiation {
+  service::impl* self;
+  template <class Handler>
+  void operator()(Handler&& handler, const device_key& key) const {
+    using handler_type = std::decay_t<Handler>;
+    auto h = std::make_shared<handler_type>(std::forward<Handler>(handler));
+    // Tracked: the caller's io_context must not run out of work while we fetch.
+    auto ex =
+        net::prefer(net::get_associated_executor(*h), net::execution::outstanding_work.tracked);
+    self->start_lookup(key, [h, ex](decision_ptr d) {
+      net::post(ex, [h, d = std::move(d)]() mutable { (*h)(std::move(d)); });
+    });
+  }
+};
+
+}  // namespace
+
+net::awaitable<decision_ptr> service::lookup(device_key key) {
+  if (auto d = impl_->fresh(detail::cache_key(key), impl_->opts.now())) {
+    impl_->counts.lookups.fetch_add(1, std::memory_order_relaxed);
+    impl_->counts.hits.fetch_add(1, std::memory_order_relaxed);
+    co_return d;
+  }
+  auto d = co_await net::async_initiate<const net::use_awaitable_t<>&, void(decision_ptr)>(
+      lookup_initiation{impl_.get()}, net::use_awaitable, std::move(key));
+  co_return d;
+}
+
+decision_ptr service::check(const device_key& key) {
+  auto p = std::make_shared<std::promise<decision_ptr>>();
+  auto f = p->get_future();
+  impl_->start_lookup(key, [p](decision_ptr d) { p->set_value(std::move(d)); });
+  return f.get();
+}
+
+std::shared_ptr<void> service::subscribe(subscriber callback) {
+  struct token {
+    std::weak_ptr<impl> owner;
+    std::uint64_t id = 0;
+    ~token() {
+      if (auto i = owner.lock()) {
+        std::lock_guard lock(i->sub_mutex);
+        i->subscribers.erase(id);
+      }
+    }
+  };
+  auto t = std::make_shared<token>();
+  t->owner = impl_;
+  std::lock_guard lock(impl_->sub_mutex);
+  t->id = ++impl_->next_sub;
+  impl_->subscribers.emplace(t->id, std::make_shared<const subscriber>(std::move(callback)));
+  return t;
+}
+
+void service::forget(const device_key& key) {
+  std::lock_guard lock(impl_->mutex);
+  const auto it = impl_->cache.find(detail::cache_key(key));
+  if (it != impl_->cache.end() && !it->second.in_flight) impl_->cache.erase(it);
+}
+
+std::optional<net::ip::tcp::endpoint> service::webhook_endpoint() const {
+  return impl_->webhook_ep;
+}
+
+service_stats service::stats() const {
+  const auto& c = impl_->counts;
+  service_stats s;
+  s.lookups = c.lookups.load();
+  s.cache_hits = c.hits.load();
+  s.fetches = c.fetches.load();
+  s.webhook_events = c.events.load();
+  s.webhook_duplicates = c.dups.load();
+  s.webhook_rejected = c.rejected.load();
+  return s;
+}
+
+void service::stop() {
+  auto& i = *impl_;
+  std::lock_guard stop_lock(i.stop_mutex);
+  if (i.joined) return;
+  {
+    std::lock_guard lock(i.mutex);
+    i.stopped = true;
+  }
+  impl* raw = &i;
+  net::post(*i.ioc, [raw] {
+    if (raw->webhook) raw->webhook->stop();
+    raw->tick->cancel();
+    raw->src->stop();
+  });
+  // Pending fetches now fail fast (stopped source, closed sockets) and wake their waiters;
+  // then the worker runs out of work and returns. The bounded wait guards against a stuck
+  // peer operation; whatever is left is destroyed with the io_context.
+  i.work.reset();
+  if (i.finished.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    spdlog::error("uem: the worker did not drain within 10 s; stopping it");
+    i.ioc->stop();
+  }
+  i.worker.join();
+  i.joined = true;
+  // Anyone still waiting (a fetch cut short by ioc->stop()) gets the fail-closed answer.
+  std::vector<waiter> orphans;
+  {
+    std::lock_guard lock(i.mutex);
+    for (auto& [k, e] : i.cache) {
+      for (auto& w : e.waiters)
+        orphans.push_back(std::move(w));
+      e.waiters.clear();
+      e.in_flight = false;
+    }
+  }
+  const auto d = unavailable("the compliance service is stopped");
+  for (auto& w : orphans)
+    w(d);
+}
+
+std::unique_ptr<source> make_source(const config& cfg, net::any_io_executor ex) {
+  if (cfg.source == source_kind::file) return detail::make_file_source(cfg.file, ex);
+  return detail::make_ws1_source(cfg.ws1, std::move(ex));
+}
+
+}  // namespace tunnelgate::uem
