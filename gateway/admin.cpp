@@ -1,0 +1,180 @@
+// The admin listener: health, readiness, Prometheus metrics and the sessions API. Plain HTTP,
+// loopback by default; a bearer token (from a file) is required whenever one is configured.
+#include <openssl/crypto.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+
+#include "gateway/admin.hpp"
+#include "gateway/watchdog.hpp"
+
+namespace tunnelgate::gateway {
+
+namespace {
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+http::response<http::string_body> reply(unsigned status, std::string body, std::string type,
+                                        bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(status), 11};
+  res.set(http::field::server, "tunnelgate-admin");
+  res.set(http::field::content_type, std::move(type));
+  res.set(http::field::cache_control, "no-store");
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+http::response<http::string_body> json_reply(unsigned status, const nlohmann::json& j,
+                                             bool keep_alive) {
+  return reply(status, j.dump() + "\n", "application/json", keep_alive);
+}
+
+bool token_ok(const std::string& want, std::string_view header) {
+  constexpr std::string_view scheme = "Bearer ";
+  if (!header.starts_with(scheme)) return false;
+  header.remove_prefix(scheme.size());
+  // Constant time over the expected length, whatever the length given.
+  const bool same_len = header.size() == want.size();
+  std::string cmp(want.size(), '\0');
+  std::copy_n(header.data(), std::min(header.size(), want.size()), cmp.data());
+  return (CRYPTO_memcmp(cmp.data(), want.data(), want.size()) == 0) && same_len;
+}
+
+std::string readiness(const shared_state& st, bool& ready) {
+  std::string missing;
+  const auto rt = st.current();
+  if (!rt) missing += "config ";
+  if (rt && !rt->trust) missing += "ca ";
+  if (rt && !rt->cfg->rules) missing += "dtr ";
+  if (!st.comp || !st.comp->ready()) missing += "compliance-source ";
+  if (st.stopping) missing += "stopping ";
+  ready = missing.empty();
+  return ready ? "ready\n" : "not ready: " + missing + "\n";
+}
+
+http::response<http::string_body> route(shared_state& st,
+                                        const http::request<http::empty_body>& req) {
+  const bool ka = req.keep_alive();
+  const std::string target(req.target());
+  const auto rt = st.current();
+  if (rt && !rt->cfg->admin.token.empty() &&
+      !token_ok(rt->cfg->admin.token, std::string(req[http::field::authorization]))) {
+    auto res = reply(
+        401, "a bearer token is required: Authorization: Bearer <token from admin.token_file>\n",
+        "text/plain", ka);
+    res.set(http::field::www_authenticate, "Bearer");
+    return res;
+  }
+  const auto method = req.method();
+  if (method == http::verb::get && target == "/healthz")
+    return reply(200, "ok\n", "text/plain", ka);
+  if (method == http::verb::get && target == "/readyz") {
+    bool ready = false;
+    auto text = readiness(st, ready);
+    return reply(ready ? 200 : 503, std::move(text), "text/plain", ka);
+  }
+  if (method == http::verb::get && target == "/metrics") {
+    return reply(200, st.stats.render(), "text/plain; version=0.0.4", ka);
+  }
+  if (method == http::verb::get && target == "/api/v1/sessions") {
+    nlohmann::ordered_json arr = nlohmann::ordered_json::array();
+    for (const auto& s : st.registry.list()) {
+      arr.push_back({{"id", s.id},
+                     {"udid", s.udid},
+                     {"user", s.user},
+                     {"serial", s.serial},
+                     {"platform", s.platform},
+                     {"peer", s.peer},
+                     {"start", iso8601(s.start)},
+                     {"app", s.app},
+                     {"destination", s.destination},
+                     {"action", s.action},
+                     {"rule_set", s.rule_set},
+                     {"rank", s.rank},
+                     {"egress", s.egress},
+                     {"bytes_up", s.bytes_up},
+                     {"bytes_down", s.bytes_down}});
+    }
+    nlohmann::ordered_json body;
+    body["sessions"] = std::move(arr);
+    return reply(200, body.dump() + "\n", "application/json", ka);
+  }
+  constexpr std::string_view sessions_prefix = "/api/v1/sessions/";
+  constexpr std::string_view devices_prefix = "/api/v1/devices/";
+  if (method == http::verb::delete_ && target.starts_with(sessions_prefix)) {
+    const auto id_text = target.substr(sessions_prefix.size());
+    std::uint64_t id = 0;
+    auto [end, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+    if (id_text.empty() || ec != std::errc() || end != id_text.data() + id_text.size()) {
+      return json_reply(400, {{"error", "session id must be a number"}}, ka);
+    }
+    if (!st.registry.kill(id, "admin"))
+      return json_reply(404, {{"error", "no such session"}, {"id", id}}, ka);
+    return json_reply(200, {{"closed", 1}, {"id", id}}, ka);
+  }
+  if (method == http::verb::delete_ && target.starts_with(devices_prefix) &&
+      target.ends_with("/sessions")) {
+    const auto udid =
+        target.substr(devices_prefix.size(),
+                      target.size() - devices_prefix.size() - std::string_view("/sessions").size());
+    if (!certauth::check_udid_value(udid).empty()) {
+      return json_reply(400, {{"error", "not a valid UDID"}}, ka);
+    }
+    const auto n = st.registry.kill_device(udid, "admin");
+    return json_reply(200, {{"closed", n}, {"udid", udid}}, ka);
+  }
+  return json_reply(404,
+                    {{"error", "no such endpoint"},
+                     {"endpoints",
+                      {"GET /healthz", "GET /readyz", "GET /metrics", "GET /api/v1/sessions",
+                       "DELETE /api/v1/sessions/{id}", "DELETE /api/v1/devices/{udid}/sessions"}}},
+                    ka);
+}
+
+}  // namespace
+
+awaitable<void> run_admin_connection(std::shared_ptr<shared_state> st, tcp::socket sock) {
+  auto ex = co_await net::this_coro::executor;
+  beast::flat_buffer buf(8192);
+  for (;;) {
+    http::request_parser<http::empty_body> parser;
+    parser.header_limit(8192);
+    parser.body_limit(0);
+    boost::system::error_code ec;
+    {
+      watchdog guard(ex, std::chrono::seconds(30), [&sock] {
+        boost::system::error_code ignored;
+        sock.close(ignored);
+      });
+      co_await http::async_read_header(sock, buf, parser, net::redirect_error(use_awaitable, ec));
+    }
+    if (ec) break;
+    auto res = route(*st, parser.get());
+    const bool keep = res.keep_alive();
+    {
+      watchdog guard(ex, std::chrono::seconds(30), [&sock] {
+        boost::system::error_code ignored;
+        sock.close(ignored);
+      });
+      co_await http::async_write(sock, res, net::redirect_error(use_awaitable, ec));
+    }
+    if (ec || !keep) break;
+  }
+  boost::system::error_code ignored;
+  sock.shutdown(tcp::socket::shutdown_both, ignored);
+  sock.close(ignored);
+}
+
+}  // namespace tunnelgate::gateway

@@ -1,0 +1,492 @@
+#include "gateway/config.hpp"
+
+#include <openssl/ssl.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace tunnelgate::gateway {
+
+std::optional<milliseconds> parse_duration(std::string_view s) {
+  std::size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9')
+    ++digits;
+  if (digits == 0 || digits > 9) return std::nullopt;
+  std::uint64_t n = 0;
+  std::from_chars(s.data(), s.data() + digits, n);
+  const auto unit = s.substr(digits);
+  if (unit == "ms") return milliseconds(n);
+  if (unit == "s") return milliseconds(n * 1000);
+  if (unit == "m") return milliseconds(n * 60'000);
+  if (unit == "h") return milliseconds(n * 3'600'000);
+  return std::nullopt;
+}
+
+namespace {
+
+std::string read_secret(const std::filesystem::path& p, std::string& error) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + p.string();
+    return {};
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
+    s.pop_back();
+  if (s.empty()) error = p.string() + " is empty";
+  return s;
+}
+
+std::optional<tcp::endpoint> parse_endpoint(std::string_view s) {
+  std::string_view host;
+  std::string_view port;
+  if (!s.empty() && s.front() == '[') {
+    const auto close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+      return std::nullopt;
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+  } else {
+    const auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;
+  }
+  unsigned p = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || p > 65535)
+    return std::nullopt;
+  boost::system::error_code aec;
+  auto a = net::ip::make_address(std::string(host == "localhost" ? "127.0.0.1" : host), aec);
+  if (aec) return std::nullopt;
+  return tcp::endpoint(a, static_cast<unsigned short>(p));
+}
+
+class loader {
+ public:
+  explicit loader(std::filesystem::path file) : file_(std::move(file)) {
+    cfg_ = std::make_shared<config>();
+    cfg_->file = file_;
+    base_ = file_.parent_path();
+  }
+
+  config_result run() {
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(file_.string());
+    } catch (const YAML::BadFile&) {
+      errors_.push_back(file_.string() + ": cannot read the configuration file");
+      return fail();
+    } catch (const YAML::Exception& e) {
+      errors_.push_back(file_.string() + ":" + std::to_string(e.mark.line + 1) + ":" +
+                        std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
+      return fail();
+    }
+    root_ = root;
+    if (!root.IsMap()) {
+      error(root, "",
+            "the configuration is a mapping of sections (listen, tls, uem, dtr, egress, ...)");
+      return fail();
+    }
+    keys(root, "",
+         {"listen", "tls", "identity", "uem", "dtr", "egress", "admin", "limits", "log", "threads",
+          "upstream_credentials"});
+    listen(root["listen"]);
+    tls(root["tls"]);
+    identity(root["identity"]);
+    rules(root["dtr"]);
+    egress(root["egress"]);
+    admin(root["admin"]);
+    limits(root["limits"]);
+    log(root["log"]);
+    if (auto t = root["threads"]) {
+      auto n = number(t, "threads", 0, 256);
+      if (n) cfg_->threads = static_cast<unsigned>(*n);
+    }
+    credentials(root["upstream_credentials"]);
+    uem_node_ = root["uem"];
+    if (!errors_.empty()) return fail();
+    config_result r;
+    r.value = cfg_;
+    return r;
+  }
+
+  const YAML::Node& uem_node() const { return uem_node_; }
+
+ private:
+  config_result fail() {
+    config_result r;
+    r.errors = std::move(errors_);
+    return r;
+  }
+
+  void error(const YAML::Node& n, const std::string& path, const std::string& msg) {
+    std::string where = file_.string();
+    const auto m = n.Mark();
+    if (!m.is_null())
+      where += ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+    errors_.push_back(where + ": " + (path.empty() ? msg : path + ": " + msg));
+  }
+
+  void keys(const YAML::Node& map, const std::string& path,
+            std::initializer_list<std::string_view> known) {
+    std::set<std::string, std::less<>> seen;
+    for (const auto& kv : map) {
+      const auto key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+      const auto full = path.empty() ? key : path + "." + key;
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        std::string list;
+        for (auto k : known)
+          list += (list.empty() ? "" : ", ") + std::string(k);
+        error(kv.first, full, "unknown key; expected one of: " + list);
+      } else if (!seen.insert(key).second) {
+        error(kv.first, full, "key given twice");
+      }
+    }
+  }
+
+  bool map(const YAML::Node& n, const std::string& path) {
+    if (n.IsMap()) return true;
+    error(n, path, "expected a mapping");
+    return false;
+  }
+
+  std::optional<std::string> text(const YAML::Node& n, const std::string& path) {
+    if (!n.IsScalar() || n.Scalar().empty()) {
+      error(n, path, "expected a non-empty value");
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+
+  std::optional<std::filesystem::path> file(const YAML::Node& n, const std::string& path,
+                                            bool must_exist = true) {
+    auto t = text(n, path);
+    if (!t) return std::nullopt;
+    std::filesystem::path p = *t;
+    if (p.is_relative()) p = base_ / p;
+    std::error_code ec;
+    if (must_exist && !std::filesystem::is_regular_file(p, ec)) {
+      error(n, path, "file " + p.string() + " does not exist or is not a regular file");
+      return std::nullopt;
+    }
+    return p;
+  }
+
+  std::optional<long long> number(const YAML::Node& n, const std::string& path, long long lo,
+                                  long long hi) {
+    long long v = 0;
+    const auto s = n.IsScalar() ? n.Scalar() : std::string();
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi) {
+      error(n, path,
+            "expected a whole number from " + std::to_string(lo) + " to " + std::to_string(hi));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  void duration(const YAML::Node& n, const std::string& path, milliseconds& out) {
+    if (!n) return;
+    auto d = n.IsScalar() ? parse_duration(n.Scalar()) : std::nullopt;
+    if (!d || d->count() == 0) {
+      error(n, path, "expected a duration such as 250ms, 10s, 5m or 1h (greater than zero)");
+      return;
+    }
+    out = *d;
+  }
+
+  void listen(const YAML::Node& n) {
+    if (!n) {
+      error(root_, "listen", "missing: the device-facing TLS listeners, e.g. [\"0.0.0.0:8443\"]");
+      return;
+    }
+    if (!n.IsSequence() || n.size() == 0) {
+      error(n, "listen", "expected a non-empty list of ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)");
+      return;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      auto ep = n[i].IsScalar() ? parse_endpoint(n[i].Scalar()) : std::nullopt;
+      if (!ep) {
+        error(n[i], "listen[" + std::to_string(i) + "]",
+              "expected ADDRESS:PORT such as 127.0.0.1:8443 or [::1]:8443");
+        continue;
+      }
+      cfg_->listen.push_back(*ep);
+    }
+  }
+
+  void tls(const YAML::Node& n) {
+    if (!n) {
+      error(root_, "tls", "missing: tls needs cert, key and client_ca");
+      return;
+    }
+    if (!map(n, "tls")) return;
+    keys(n, "tls", {"cert", "key", "client_ca", "crl", "min_version", "clock_skew", "stale_crl"});
+    auto& t = cfg_->tls;
+    for (auto [key, out] :
+         {std::pair{"cert", &t.cert}, {"key", &t.key}, {"client_ca", &t.client_ca}}) {
+      if (!n[key]) {
+        error(n, std::string("tls.") + key, "missing");
+        continue;
+      }
+      if (auto p = file(n[key], std::string("tls.") + key)) *out = *p;
+    }
+    if (auto c = n["crl"]) {
+      if (c.IsScalar()) {
+        if (auto p = file(c, "tls.crl")) t.crl.push_back(*p);
+      } else if (c.IsSequence()) {
+        for (std::size_t i = 0; i < c.size(); ++i) {
+          if (auto p = file(c[i], "tls.crl[" + std::to_string(i) + "]")) t.crl.push_back(*p);
+        }
+      } else {
+        error(c, "tls.crl", "expected a file or a list of files");
+      }
+    }
+    t.min_version = TLS1_2_VERSION;
+    if (auto v = n["min_version"]) {
+      const auto s = v.IsScalar() ? v.Scalar() : std::string();
+      if (s == "1.2") {
+        t.min_version = TLS1_2_VERSION;
+      } else if (s == "1.3") {
+        t.min_version = TLS1_3_VERSION;
+      } else {
+        error(v, "tls.min_version", "expected \"1.2\" or \"1.3\" (older versions are not offered)");
+      }
+    }
+    if (auto v = n["clock_skew"]) {
+      milliseconds d{0};
+      duration(v, "tls.clock_skew", d);
+      t.clock_skew = std::chrono::duration_cast<std::chrono::seconds>(d);
+    }
+    if (auto v = n["stale_crl"]) {
+      const auto s = v.IsScalar() ? v.Scalar() : std::string();
+      if (s == "refuse") {
+        t.stale_crl = certauth::stale_crl_policy::refuse;
+      } else if (s == "warn") {
+        t.stale_crl = certauth::stale_crl_policy::warn;
+      } else {
+        error(v, "tls.stale_crl", "expected refuse (fail closed) or warn");
+      }
+    }
+  }
+
+  void identity(const YAML::Node& n) {
+    if (!n) return;  // defaults: subject.CN, san.email, subject.serialNumber
+    if (!map(n, "identity")) return;
+    keys(n, "identity", {"udid", "user", "serial"});
+    auto field = [&](const char* key, certauth::field_mapping& out) {
+      const auto v = n[key];
+      if (!v) return;
+      const std::string path = std::string("identity.") + key;
+      if (v.IsScalar()) {
+        out = {v.Scalar(), ""};
+      } else if (v.IsMap()) {
+        keys(v, path, {"source", "prefix"});
+        if (auto s = v["source"]) {
+          if (auto t = text(s, path + ".source")) out.source = *t;
+        } else {
+          error(v, path + ".source", "missing");
+        }
+        out.prefix = v["prefix"] && v["prefix"].IsScalar() ? v["prefix"].Scalar() : std::string();
+      } else {
+        error(v, path,
+              "expected a source such as subject.CN or {source: san.uri, prefix: \"urn:udid:\"}");
+      }
+    };
+    field("udid", cfg_->identity.udid);
+    field("user", cfg_->identity.user);
+    field("serial", cfg_->identity.serial);
+  }
+
+  void rules(const YAML::Node& n) {
+    if (!n) {
+      error(root_, "dtr", "missing: the Device Traffic Rules file, e.g. dtr: rules.yaml");
+      return;
+    }
+    auto p = file(n, "dtr");
+    if (!p) return;
+    cfg_->dtr_file = *p;
+    std::ifstream in(*p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto r = dtr::load_rules(ss.str(), p->string());
+    if (!r) {
+      for (const auto& e : r.errors)
+        errors_.push_back(e.to_string());
+      return;
+    }
+    cfg_->rules = r.value;
+  }
+
+  void egress(const YAML::Node& n) {
+    if (!n) {
+      error(root_, "egress", "missing: egress.address, the address tunnelled traffic leaves from");
+      return;
+    }
+    if (!map(n, "egress")) return;
+    keys(n, "egress", {"address", "resolve_timeout", "connect_timeout", "proxy_ca"});
+    if (auto c = n["proxy_ca"]) {
+      if (auto p = file(c, "egress.proxy_ca")) cfg_->egress.proxy_ca = *p;
+    }
+    auto a = n["address"];
+    if (!a) {
+      error(n, "egress.address",
+            "missing: one address, or a list of one IPv4 and one IPv6 address");
+    } else {
+      std::vector<YAML::Node> items;
+      if (a.IsSequence()) {
+        for (std::size_t i = 0; i < a.size(); ++i)
+          items.push_back(a[i]);
+      } else {
+        items.push_back(a);
+      }
+      for (const auto& item : items) {
+        boost::system::error_code ec;
+        const auto addr =
+            net::ip::make_address(item.IsScalar() ? item.Scalar() : std::string(), ec);
+        if (ec || addr.is_unspecified() || addr.is_multicast()) {
+          error(item, "egress.address", "expected an IPv4 or IPv6 unicast address");
+          continue;
+        }
+        auto& slot = addr.is_v4() ? cfg_->egress.v4 : cfg_->egress.v6;
+        if (slot) {
+          error(item, "egress.address",
+                std::string("a second ") + (addr.is_v4() ? "IPv4" : "IPv6") +
+                    " address; give at most one per family");
+          continue;
+        }
+        slot = addr;
+      }
+    }
+    duration(n["resolve_timeout"], "egress.resolve_timeout", cfg_->egress.resolve_timeout);
+    duration(n["connect_timeout"], "egress.connect_timeout", cfg_->egress.connect_timeout);
+  }
+
+  void admin(const YAML::Node& n) {
+    if (!n) return;
+    if (!map(n, "admin")) return;
+    keys(n, "admin", {"listen", "token_file"});
+    if (auto l = n["listen"]) {
+      auto ep = l.IsScalar() ? parse_endpoint(l.Scalar()) : std::nullopt;
+      if (!ep) {
+        error(l, "admin.listen", "expected ADDRESS:PORT such as 127.0.0.1:9443");
+      } else {
+        cfg_->admin.listen = ep;
+      }
+    }
+    if (auto t = n["token_file"]) {
+      if (auto p = file(t, "admin.token_file")) {
+        std::string err;
+        cfg_->admin.token = read_secret(*p, err);
+        if (!err.empty()) error(t, "admin.token_file", err);
+        cfg_->admin.token_file = *p;
+      }
+    }
+    if (cfg_->admin.listen && !cfg_->admin.listen->address().is_loopback() &&
+        cfg_->admin.token.empty()) {
+      error(n["listen"], "admin.listen",
+            "a non-loopback admin listener needs admin.token_file (a bearer token in a file)");
+    }
+  }
+
+  void limits(const YAML::Node& n) {
+    if (!n) return;
+    if (!map(n, "limits")) return;
+    keys(n, "limits",
+         {"max_sessions_per_device", "max_connections", "header_limit", "max_headers",
+          "handshake_timeout", "header_timeout", "idle_timeout", "upstream_timeout",
+          "shutdown_grace"});
+    auto& l = cfg_->limits;
+    auto size = [&](const char* key, std::size_t& out, long long lo, long long hi) {
+      if (auto v = n[key]) {
+        if (auto x = number(v, std::string("limits.") + key, lo, hi))
+          out = static_cast<std::size_t>(*x);
+      }
+    };
+    size("max_sessions_per_device", l.max_sessions_per_device, 1, 100000);
+    size("max_connections", l.max_connections, 1, 1000000);
+    size("header_limit", l.header_limit, 512, 1024 * 1024);
+    size("max_headers", l.max_headers, 4, 1000);
+    duration(n["handshake_timeout"], "limits.handshake_timeout", l.handshake_timeout);
+    duration(n["header_timeout"], "limits.header_timeout", l.header_timeout);
+    duration(n["idle_timeout"], "limits.idle_timeout", l.idle_timeout);
+    duration(n["upstream_timeout"], "limits.upstream_timeout", l.upstream_timeout);
+    duration(n["shutdown_grace"], "limits.shutdown_grace", l.shutdown_grace);
+  }
+
+  void log(const YAML::Node& n) {
+    if (!n) return;
+    if (!map(n, "log")) return;
+    keys(n, "log", {"format", "level", "access_log"});
+    if (auto f = n["format"]) {
+      const auto s = f.IsScalar() ? f.Scalar() : std::string();
+      if (s != "text" && s != "json") error(f, "log.format", "expected text or json");
+      cfg_->log.format = s;
+    }
+    if (auto l = n["level"]) {
+      const auto s = l.IsScalar() ? l.Scalar() : std::string();
+      static const std::set<std::string> levels{"trace", "debug",    "info", "warn",
+                                                "error", "critical", "off"};
+      if (!levels.contains(s))
+        error(l, "log.level", "expected trace, debug, info, warn, error, critical or off");
+      cfg_->log.level = s;
+    }
+    if (auto a = n["access_log"]) {
+      if (auto p = file(a, "log.access_log", false)) cfg_->log.access_log = *p;
+    }
+  }
+
+  void credentials(const YAML::Node& n) {
+    if (!n) return;
+    if (!map(n, "upstream_credentials")) return;
+    for (const auto& kv : n) {
+      const auto name = kv.first.Scalar();
+      const auto path = "upstream_credentials." + name;
+      if (!cfg_->rules || !cfg_->rules->find_proxy(name)) {
+        error(kv.first, path, "no proxy of that name in the rules file");
+        continue;
+      }
+      if (!map(kv.second, path)) continue;
+      keys(kv.second, path, {"file"});
+      auto f = kv.second["file"];
+      if (!f) {
+        error(kv.second, path + ".file", "missing: a file holding user:password");
+        continue;
+      }
+      if (auto p = file(f, path + ".file")) {
+        std::string err;
+        auto secret = read_secret(*p, err);
+        if (err.empty() && secret.find(':') == std::string::npos)
+          err = p->string() + " must hold user:password";
+        if (!err.empty()) {
+          error(f, path + ".file", err);
+          continue;
+        }
+        cfg_->proxy_credentials[name] = secret;
+      }
+    }
+  }
+
+  std::filesystem::path file_;
+  std::filesystem::path base_;
+  std::shared_ptr<config> cfg_;
+  std::vector<std::string> errors_;
+  YAML::Node uem_node_;
+  YAML::Node root_;
+};
+
+}  // namespace
+
+config_result load_config(const std::filesystem::path& file) {
+  return loader(file).run();
+}
+
+}  // namespace tunnelgate::gateway

@@ -1,0 +1,92 @@
+// Internal: the gateway's YAML configuration, validated whole (every error reported as
+// file:line:column: key.path: message), immutable once loaded.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "certauth/certauth.hpp"
+#include "dtr/dtr.hpp"
+#include "gateway/net.hpp"
+
+namespace tunnelgate::gateway {
+
+using std::chrono::milliseconds;
+
+struct tls_config {
+  std::filesystem::path cert;       ///< server certificate chain (PEM)
+  std::filesystem::path key;        ///< server private key (PEM)
+  std::filesystem::path client_ca;  ///< device CA bundle
+  std::vector<std::filesystem::path> crl;
+  int min_version = 0;  ///< TLS1_2_VERSION or TLS1_3_VERSION
+  std::chrono::seconds clock_skew{300};
+  certauth::stale_crl_policy stale_crl = certauth::stale_crl_policy::refuse;
+};
+
+struct egress_config {
+  std::optional<net::ip::address> v4;
+  std::optional<net::ip::address> v6;
+  milliseconds resolve_timeout{5000};
+  milliseconds connect_timeout{10000};
+  std::filesystem::path proxy_ca;  ///< extra CA bundle for https upstream proxies
+};
+
+struct admin_config {
+  std::optional<tcp::endpoint> listen;
+  std::filesystem::path token_file;
+  std::string token;  ///< loaded from token_file; required when listen is not loopback
+};
+
+struct limits_config {
+  std::size_t max_sessions_per_device = 64;
+  std::size_t max_connections = 10000;
+  std::size_t header_limit = 8 * 1024;  ///< request line + headers, bytes
+  std::size_t max_headers = 64;
+  milliseconds handshake_timeout{10000};
+  milliseconds header_timeout{10000};    ///< for each request head
+  milliseconds idle_timeout{300000};     ///< no byte either way on a tunnel
+  milliseconds upstream_timeout{10000};  ///< upstream proxy CONNECT answer
+  milliseconds shutdown_grace{5000};
+};
+
+struct log_config {
+  std::string format = "text";  ///< text | json
+  std::string level = "info";
+  std::filesystem::path access_log;  ///< empty: access lines go to the main log
+};
+
+struct config {
+  std::filesystem::path file;
+  std::vector<tcp::endpoint> listen;
+  tls_config tls;
+  certauth::identity_mapping identity;
+  std::filesystem::path dtr_file;
+  std::shared_ptr<const dtr::policy> rules;
+  egress_config egress;
+  admin_config admin;
+  limits_config limits;
+  log_config log;
+  unsigned threads = 0;  ///< 0: one per core
+  /// upstream proxy name -> "user:password", from `upstream_credentials.<name>.file`.
+  std::map<std::string, std::string> proxy_credentials;
+};
+
+struct config_result {
+  std::shared_ptr<const config> value;
+  std::vector<std::string> errors;  ///< "file:line:col: key.path: message"
+  explicit operator bool() const noexcept { return value != nullptr; }
+};
+
+/// Loads and validates the file and everything it references (rules file, secret files).
+/// Relative paths resolve against the config file's folder.
+config_result load_config(const std::filesystem::path& file);
+
+/// "250ms", "10s", "5m", "1h" -> milliseconds; nullopt when malformed.
+std::optional<milliseconds> parse_duration(std::string_view s);
+
+}  // namespace tunnelgate::gateway

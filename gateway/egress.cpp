@@ -1,0 +1,295 @@
+#include "gateway/egress.hpp"
+
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "gateway/watchdog.hpp"
+
+namespace tunnelgate::gateway {
+
+std::string_view to_string(dial_status s) noexcept {
+  switch (s) {
+    case dial_status::ok:
+      return "ok";
+    case dial_status::resolve_failed:
+      return "resolve-failed";
+    case dial_status::resolve_timeout:
+      return "resolve-timeout";
+    case dial_status::no_egress_family:
+      return "no-egress-family";
+    case dial_status::forbidden:
+      return "forbidden-destination";
+    case dial_status::connect_failed:
+      return "connect-failed";
+    case dial_status::connect_timeout:
+      return "connect-timeout";
+    case dial_status::proxy_failed:
+      return "proxy-failed";
+    case dial_status::proxy_timeout:
+      return "proxy-timeout";
+  }
+  return "dial-failed";
+}
+
+unsigned http_status(dial_status s) noexcept {
+  switch (s) {
+    case dial_status::ok:
+      return 200;
+    case dial_status::resolve_timeout:
+    case dial_status::connect_timeout:
+    case dial_status::proxy_timeout:
+      return 504;
+    case dial_status::forbidden:
+      return 403;
+    default:
+      return 502;
+  }
+}
+
+std::string check_egress_addresses(const egress_options& o) {
+  for (const auto& a : {o.v4, o.v6}) {
+    if (!a) continue;
+    tcp::socket s(net::system_executor{});
+    boost::system::error_code ec;
+    s.open(a->is_v4() ? tcp::v4() : tcp::v6(), ec);
+    if (!ec) s.bind(tcp::endpoint(*a, 0), ec);
+    if (ec) {
+      return "egress address " + a->to_string() + " is not assigned on this host (" + ec.message() +
+             "); add it to an interface (e.g. `ip addr add " + a->to_string() +
+             (a->is_v4() ? "/32" : "/128") + " dev lo`) or fix egress.address";
+    }
+  }
+  return {};
+}
+
+std::vector<net::ip::address> local_interface_addresses() {
+  std::vector<net::ip::address> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      net::ip::address_v4::bytes_type b;
+      std::memcpy(b.data(), &sin->sin_addr, 4);
+      out.emplace_back(net::ip::address_v4(b));
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      net::ip::address_v6::bytes_type b;
+      std::memcpy(b.data(), &sin6->sin6_addr, 16);
+      out.emplace_back(net::ip::address_v6(b, sin6->sin6_scope_id));
+    }
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+namespace {
+
+bool is_forbidden(const egress_options& o, const tcp::endpoint& ep) {
+  for (const auto& f : o.forbidden) {
+    if (f.port() != ep.port()) continue;
+    if (f.address() == ep.address()) return true;
+    if (f.address().is_unspecified()) {
+      if (ep.address().is_loopback() || ep.address().is_unspecified()) return true;
+      if (std::find(o.local_addresses.begin(), o.local_addresses.end(), ep.address()) !=
+          o.local_addresses.end()) {
+        return true;
+      }
+    }
+  }
+  // 0.0.0.0 / :: as a destination reaches this host.
+  return false;
+}
+
+struct resolve_state {
+  explicit resolve_state(const net::any_io_executor& ex) : resolver(ex), done(ex) {}
+  tcp::resolver resolver;
+  net::steady_timer done;
+  bool finished = false;
+  boost::system::error_code ec;
+  tcp::resolver::results_type results;
+};
+
+/// getaddrinfo cannot be interrupted, so the timeout abandons the lookup rather than cancelling
+/// it: the state outlives the coroutine until the resolver's handler has run.
+awaitable<boost::system::error_code> resolve_bounded(const std::string& host, std::uint16_t port,
+                                                     std::chrono::milliseconds timeout,
+                                                     tcp::resolver::results_type& out) {
+  auto ex = co_await net::this_coro::executor;
+  auto st = std::make_shared<resolve_state>(ex);
+  st->resolver.async_resolve(
+      host, std::to_string(port), tcp::resolver::numeric_service,
+      [st](const boost::system::error_code& ec, tcp::resolver::results_type r) {
+        if (st->finished) return;
+        st->finished = true;
+        st->ec = ec;
+        st->results = std::move(r);
+        st->done.cancel();
+      });
+  st->done.expires_after(timeout);
+  boost::system::error_code wait_ec;
+  co_await st->done.async_wait(net::redirect_error(use_awaitable, wait_ec));
+  if (!st->finished) {
+    st->finished = true;
+    st->resolver.cancel();
+    co_return net::error::timed_out;
+  }
+  out = std::move(st->results);
+  co_return st->ec;
+}
+
+}  // namespace
+
+awaitable<dial_result> dial(const egress_options& o, const std::string& host, std::uint16_t port,
+                            tcp::socket& sock) {
+  dial_result r;
+  auto ex = co_await net::this_coro::executor;
+  tcp::resolver::results_type endpoints;
+  const auto ec = co_await resolve_bounded(host, port, o.resolve_timeout, endpoints);
+  if (ec == net::error::timed_out) {
+    r.status = dial_status::resolve_timeout;
+    r.detail = "resolving " + host + " took longer than " +
+               std::to_string(o.resolve_timeout.count()) + " ms";
+    co_return r;
+  }
+  if (ec || endpoints.empty()) {
+    r.status = dial_status::resolve_failed;
+    r.detail = "cannot resolve " + host + ": " + (ec ? ec.message() : "no addresses");
+    co_return r;
+  }
+
+  r.status = dial_status::no_egress_family;
+  r.detail = host + " has no address of a family with an egress address";
+  for (const auto& entry : endpoints) {
+    const tcp::endpoint ep = entry.endpoint();
+    if (is_forbidden(o, ep) || ep.address().is_unspecified()) {
+      r.status = dial_status::forbidden;
+      r.detail =
+          ep.address().to_string() + ":" + std::to_string(ep.port()) + " is the gateway itself";
+      co_return r;  // never try the other addresses of a name that points at us
+    }
+    const auto& source = ep.address().is_v4() ? o.v4 : o.v6;
+    if (!source) continue;
+    boost::system::error_code e;
+    if (sock.is_open()) sock.close(e);
+    sock.open(ep.protocol(), e);
+    if (!e) sock.bind(tcp::endpoint(*source, 0), e);
+    if (e) {
+      r.status = dial_status::connect_failed;
+      r.detail = "cannot bind to egress address " + source->to_string() + ": " + e.message();
+      continue;
+    }
+    watchdog guard(ex, o.connect_timeout, [&sock] {
+      boost::system::error_code ignored;
+      sock.close(ignored);
+    });
+    co_await sock.async_connect(ep, net::redirect_error(use_awaitable, e));
+    if (guard.fired()) {
+      r.status = dial_status::connect_timeout;
+      r.detail = "connecting to " + ep.address().to_string() + " took longer than " +
+                 std::to_string(o.connect_timeout.count()) + " ms";
+      continue;
+    }
+    guard.disarm();
+    if (e) {
+      r.status = dial_status::connect_failed;
+      r.detail = "connecting to " + ep.address().to_string() + ":" + std::to_string(ep.port()) +
+                 " failed: " + e.message();
+      continue;
+    }
+    r.status = dial_status::ok;
+    r.detail.clear();
+    r.remote = ep;
+    r.local = sock.local_endpoint(e);
+    co_return r;
+  }
+  if (sock.is_open()) {
+    boost::system::error_code ignored;
+    sock.close(ignored);
+  }
+  co_return r;
+}
+
+namespace {
+
+template <class Stream>
+tcp::socket& lowest(Stream& s) {
+  if constexpr (std::is_same_v<Stream, tcp::socket>) {
+    return s;
+  } else {
+    return s.next_layer();
+  }
+}
+
+std::string base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+}  // namespace
+
+template <class Stream>
+awaitable<dial_result> proxy_connect(Stream& s, const std::string& authority,
+                                     const std::string& basic_credentials,
+                                     beast::flat_buffer& leftover,
+                                     std::chrono::milliseconds timeout) {
+  dial_result r;
+  auto ex = co_await net::this_coro::executor;
+  watchdog guard(ex, timeout, [&s] {
+    boost::system::error_code ignored;
+    lowest(s).close(ignored);
+  });
+  http::request<http::empty_body> req{http::verb::connect, authority, 11};
+  req.set(http::field::host, authority);
+  req.set(http::field::user_agent, "tunnelgate");
+  if (!basic_credentials.empty()) {
+    req.set(http::field::proxy_authorization, "Basic " + base64(basic_credentials));
+  }
+  boost::system::error_code ec;
+  co_await http::async_write(s, req, net::redirect_error(use_awaitable, ec));
+  http::response_parser<http::empty_body> parser;
+  parser.skip(true);  // a CONNECT response has no body
+  parser.header_limit(16 * 1024);
+  if (!ec)
+    co_await http::async_read_header(s, leftover, parser, net::redirect_error(use_awaitable, ec));
+  if (guard.fired()) {
+    r.status = dial_status::proxy_timeout;
+    r.detail =
+        "upstream proxy did not answer CONNECT within " + std::to_string(timeout.count()) + " ms";
+    co_return r;
+  }
+  guard.disarm();
+  if (ec) {
+    r.status = dial_status::proxy_failed;
+    r.detail = "upstream proxy: " + ec.message();
+    co_return r;
+  }
+  const auto status = parser.get().result_int();
+  if (status < 200 || status > 299) {
+    r.status = dial_status::proxy_failed;
+    r.detail = "upstream proxy answered " + std::to_string(status) + " " +
+               std::string(parser.get().reason());
+    co_return r;
+  }
+  co_return r;
+}
+
+template awaitable<dial_result> proxy_connect<tcp::socket>(tcp::socket&, const std::string&,
+                                                           const std::string&, beast::flat_buffer&,
+                                                           std::chrono::milliseconds);
+template awaitable<dial_result> proxy_connect<ssl::stream<tcp::socket&>>(ssl::stream<tcp::socket&>&,
+                                                                         const std::string&,
+                                                                         const std::string&,
+                                                                         beast::flat_buffer&,
+                                                                         std::chrono::milliseconds);
+
+}  // namespace tunnelgate::gateway

@@ -1,0 +1,60 @@
+// Internal: counters for /metrics (Prometheus text format 0.0.4). A labelled counter is found
+// under a short mutex (once per handshake, request or tunnel — never per byte relayed) and
+// incremented atomically.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace tunnelgate::gateway {
+
+class counter_family {
+ public:
+  counter_family(std::string name, std::string help, std::vector<std::string> labels)
+      : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)) {}
+  /// The counter for these label values (same order as the labels given at construction).
+  std::atomic<std::uint64_t>& at(const std::vector<std::string>& values);
+  void inc(const std::vector<std::string>& values, std::uint64_t n = 1) { at(values) += n; }
+  void render(std::string& out, const char* type = "counter") const;
+  std::uint64_t value(const std::vector<std::string>& values) const;
+
+ private:
+  std::string name_, help_;
+  std::vector<std::string> labels_;
+  mutable std::mutex mutex_;
+  std::map<std::vector<std::string>, std::unique_ptr<std::atomic<std::uint64_t>>> series_;
+};
+
+struct metrics {
+  counter_family handshakes{
+      "tunnelgate_handshakes_total",
+      "TLS handshakes with device certificates, by result and certauth reason",
+      {"result", "reason"}};
+  counter_family admissions{"tunnelgate_admissions_total",
+                            "Compliance decisions after the handshake, by result and reason",
+                            {"result", "reason"}};
+  counter_family requests{"tunnelgate_requests_total",
+                          "Requests on admitted connections, by outcome (action or refusal reason)",
+                          {"outcome"}};
+  counter_family tunnels{"tunnelgate_tunnels_total", "Tunnels opened, by action", {"action"}};
+  counter_family bytes{
+      "tunnelgate_tunnel_bytes_total", "Bytes relayed, by direction", {"direction"}};
+  counter_family kills{
+      "tunnelgate_sessions_closed_total", "Sessions closed from outside, by reason", {"reason"}};
+  counter_family uem_lookups{
+      "tunnelgate_uem_lookups_total", "Compliance lookups, by result", {"result"}};
+  std::atomic<std::uint64_t> uem_latency_us_sum{0};
+  std::atomic<std::uint64_t> uem_latency_count{0};
+  std::atomic<std::int64_t> active_sessions{0};
+  std::atomic<std::int64_t> active_tunnels{0};
+  std::atomic<std::int64_t> active_connections{0};
+
+  std::string render() const;
+};
+
+}  // namespace tunnelgate::gateway

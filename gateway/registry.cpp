@@ -1,0 +1,97 @@
+#include "gateway/registry.hpp"
+
+namespace tunnelgate::gateway {
+
+bool session_registry::add(const std::shared_ptr<session_entry>& e, std::size_t max_per_device) {
+  std::lock_guard lock(mutex_);
+  if (by_device_.count(e->info.udid) >= max_per_device) return false;
+  by_id_.emplace(e->info.id, e);
+  by_device_.emplace(e->info.udid, e->info.id);
+  return true;
+}
+
+void session_registry::remove(std::uint64_t id) {
+  std::lock_guard lock(mutex_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return;
+  auto [first, last] = by_device_.equal_range(it->second->info.udid);
+  for (auto d = first; d != last; ++d) {
+    if (d->second == id) {
+      by_device_.erase(d);
+      break;
+    }
+  }
+  by_id_.erase(it);
+}
+
+void session_registry::update(std::uint64_t id, const std::function<void(session_info&)>& f) {
+  std::lock_guard lock(mutex_);
+  if (auto it = by_id_.find(id); it != by_id_.end()) f(it->second->info);
+}
+
+std::vector<session_info> session_registry::list() const {
+  std::lock_guard lock(mutex_);
+  std::vector<session_info> out;
+  out.reserve(by_id_.size());
+  for (const auto& [id, e] : by_id_) {
+    out.push_back(e->info);
+    out.back().bytes_up = e->counters.up.load();
+    out.back().bytes_down = e->counters.down.load();
+  }
+  return out;
+}
+
+std::size_t session_registry::size() const {
+  std::lock_guard lock(mutex_);
+  return by_id_.size();
+}
+
+void session_registry::post_kill(const std::shared_ptr<session_entry>& e,
+                                 const std::string& reason) {
+  net::post(e->executor, [e, reason] {
+    if (!e->alive || e->killed) return;
+    e->killed = true;
+    e->kill_reason = reason;
+    if (e->kill) e->kill();
+  });
+}
+
+bool session_registry::kill(std::uint64_t id, const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return false;
+  post_kill(it->second, reason);
+  return true;
+}
+
+std::size_t session_registry::kill_device(const std::string& udid, const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  auto [first, last] = by_device_.equal_range(udid);
+  for (auto d = first; d != last; ++d) {
+    if (auto it = by_id_.find(d->second); it != by_id_.end()) {
+      post_kill(it->second, reason);
+      ++n;
+    }
+  }
+  return n;
+}
+
+std::size_t session_registry::kill_all(const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, e] : by_id_)
+    post_kill(e, reason);
+  return by_id_.size();
+}
+
+std::vector<std::string> session_registry::devices() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  for (auto it = by_device_.begin(); it != by_device_.end();
+       it = by_device_.upper_bound(it->first)) {
+    out.push_back(it->first);
+  }
+  return out;
+}
+
+}  // namespace tunnelgate::gateway

@@ -1,0 +1,51 @@
+#include <stdexcept>
+
+#include "gateway/state.hpp"
+#include "gateway/tls.hpp"
+
+namespace tunnelgate::gateway {
+
+std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
+                                      const std::vector<tcp::endpoint>& own_endpoints) {
+  auto rt = std::make_shared<runtime>();
+  rt->cfg = cfg;
+  try {
+    certauth::trust_options to;
+    to.ca_bundle = cfg->tls.client_ca;
+    to.crls = cfg->tls.crl;
+    rt->trust = std::make_shared<certauth::trust_store>(to);
+    certauth::verify_policy vp;
+    vp.clock_skew = cfg->tls.clock_skew;
+    vp.stale_crl = cfg->tls.stale_crl;
+    vp.identity = cfg->identity;
+    rt->verifier = std::make_unique<certauth::verifier>(rt->trust, vp);
+  } catch (const std::system_error& e) {
+    throw std::runtime_error(cfg->file.string() + ": tls: " + e.what());
+  }
+  rt->tls = make_server_context(cfg->tls, *rt->verifier);
+
+  rt->upstream_tls = std::make_shared<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(rt->upstream_tls->native_handle(), TLS1_2_VERSION);
+  rt->upstream_tls->set_default_verify_paths();
+  if (!cfg->egress.proxy_ca.empty()) {
+    boost::system::error_code ec;
+    rt->upstream_tls->load_verify_file(cfg->egress.proxy_ca.string(), ec);
+    if (ec) {
+      throw std::runtime_error(cfg->file.string() + ": egress.proxy_ca: cannot load " +
+                               cfg->egress.proxy_ca.string() + ": " + ec.message());
+    }
+  }
+
+  rt->egress.v4 = cfg->egress.v4;
+  rt->egress.v6 = cfg->egress.v6;
+  rt->egress.resolve_timeout = cfg->egress.resolve_timeout;
+  rt->egress.connect_timeout = cfg->egress.connect_timeout;
+  rt->egress.forbidden = own_endpoints;
+  rt->egress.local_addresses = local_interface_addresses();
+  if (auto err = check_egress_addresses(rt->egress); !err.empty()) {
+    throw std::runtime_error(cfg->file.string() + ": " + err);
+  }
+  return rt;
+}
+
+}  // namespace tunnelgate::gateway

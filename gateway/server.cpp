@@ -1,0 +1,338 @@
+// The daemon: threads (one io_context each, STYLE P7), listeners (SO_REUSEPORT, one acceptor
+// per thread), the admin listener, the compliance service, signals and reloads.
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "gateway/admin.hpp"
+#include "gateway/gateway.hpp"
+#include "gateway/state.hpp"
+#include "gateway/uem_compliance.hpp"
+#include "uem/uem.hpp"
+
+namespace tunnelgate::gateway {
+
+namespace {
+
+using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+  const auto a = ep.address().to_string();
+  return (ep.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(ep.port());
+}
+
+/// The `uem:` section of the same file, parsed by the uem library.
+uem::config_result load_uem(const std::filesystem::path& file) {
+  return uem::load_config_file(file);
+}
+
+struct loaded {
+  std::shared_ptr<const config> cfg;
+  std::optional<uem::config> uem_cfg;
+  std::vector<std::string> errors;
+};
+
+loaded load_all(const std::filesystem::path& file) {
+  loaded l;
+  auto c = load_config(file);
+  l.errors = c.errors;
+  auto u = load_uem(file);
+  for (const auto& e : u.errors)
+    l.errors.push_back(e.to_string());
+  if (l.errors.empty()) {
+    l.cfg = c.value;
+    l.uem_cfg = std::move(u.value);
+  }
+  return l;
+}
+
+void log_exception(shared_state& st, std::string_view what, const std::exception_ptr& e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    st.log->event(spdlog::level::err, "internal_error",
+                  {{"where", std::string(what)}, {"error", ex.what()}});
+  }
+}
+
+awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc, bool admin) {
+  auto ex = co_await net::this_coro::executor;
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket s = co_await acc->async_accept(net::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == net::error::operation_aborted || st->stopping || !acc->is_open()) co_return;
+      // EMFILE and friends: back off briefly instead of spinning.
+      st->log->event(spdlog::level::err, "accept_failed", {{"error", ec.message()}});
+      net::steady_timer t(ex, std::chrono::milliseconds(100));
+      co_await t.async_wait(net::redirect_error(use_awaitable, ec));
+      continue;
+    }
+    if (admin) {
+      net::co_spawn(ex, run_admin_connection(st, std::move(s)),
+                    [st](const std::exception_ptr& e) { log_exception(*st, "admin", e); });
+      continue;
+    }
+    const auto rt = st->current();
+    if (st->stats.active_connections.load() >=
+        static_cast<std::int64_t>(rt->cfg->limits.max_connections)) {
+      st->stats.handshakes.inc({"refused", "connection_limit"});
+      boost::system::error_code ignored;
+      s.close(ignored);
+      continue;
+    }
+    net::co_spawn(ex, run_connection(st, std::move(s)),
+                  [st](const std::exception_ptr& e) { log_exception(*st, "session", e); });
+  }
+}
+
+class daemon {
+ public:
+  explicit daemon(std::filesystem::path file) : file_(std::move(file)) {}
+
+  int run() {
+    auto l = load_all(file_);
+    if (!l.errors.empty()) {
+      for (const auto& e : l.errors)
+        std::cerr << e << "\n";
+      std::cerr << "tunnelgate: " << l.errors.size() << " configuration error(s); not started\n";
+      return 2;
+    }
+    cfg_ = l.cfg;
+    st_ = std::make_shared<shared_state>();
+    st_->log = std::make_unique<event_log>(cfg_->log);
+    try {
+      start(*l.uem_cfg);
+    } catch (const std::exception& e) {
+      std::cerr << "tunnelgate: " << e.what() << "\n";
+      st_->log->event(spdlog::level::critical, "start_failed", {{"error", e.what()}});
+      stop_everything();
+      return 2;
+    }
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < ctxs_.size(); ++i) {
+      threads.emplace_back([c = ctxs_[i].get()] { c->run(); });
+    }
+    ctxs_[0]->run();
+    for (auto& t : threads)
+      t.join();
+    if (uem_) uem_->stop();
+    st_->log->event(spdlog::level::info, "stopped", {});
+    return 0;
+  }
+
+ private:
+  void start(const uem::config& uem_cfg) {
+    const unsigned n =
+        cfg_->threads != 0 ? cfg_->threads : std::max(1U, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) {
+      ctxs_.push_back(std::make_unique<net::io_context>(1));
+      guards_.emplace_back(net::make_work_guard(*ctxs_.back()));
+    }
+    // Listeners first, so the egress guard knows every endpoint of ours (ports resolved).
+    for (const auto& want : cfg_->listen) {
+      tcp::endpoint ep = want;
+      for (unsigned i = 0; i < n; ++i) {
+        auto acc = std::make_unique<tcp::acceptor>(*ctxs_[i]);
+        bind(*acc, ep, true, "listen " + endpoint_text(want));
+        ep = acc->local_endpoint();
+        acceptors_.push_back(std::move(acc));
+      }
+      own_.push_back(ep);
+      st_->log->event(spdlog::level::info, "listening",
+                      {{"address", endpoint_text(ep)}, {"threads", std::to_string(n)}});
+    }
+    if (cfg_->admin.listen) {
+      admin_ = std::make_unique<tcp::acceptor>(*ctxs_[0]);
+      bind(*admin_, *cfg_->admin.listen, false,
+           "admin.listen " + endpoint_text(*cfg_->admin.listen));
+      own_.push_back(admin_->local_endpoint());
+      st_->log->event(spdlog::level::info, "admin_listening",
+                      {{"address", endpoint_text(admin_->local_endpoint())}});
+    }
+    try {
+      uem_ = uem::service::create(uem_cfg);
+    } catch (const std::system_error& e) {
+      throw std::runtime_error(file_.string() + ": uem: " + e.what());
+    }
+    if (auto w = uem_->webhook_endpoint()) {
+      own_.push_back(*w);
+      st_->log->event(spdlog::level::info, "webhook_listening", {{"address", endpoint_text(*w)}});
+    }
+    st_->comp = make_uem_compliance(uem_);
+    std::weak_ptr<shared_state> weak = st_;
+    st_->comp->on_refused([weak](const std::string& udid, const std::string& reason) {
+      auto st = weak.lock();
+      if (!st) return;
+      const auto n = st->registry.kill_device(udid, "compliance:" + reason);
+      if (n > 0) {
+        st->log->event(spdlog::level::warn, "device_revoked",
+                       {{"udid", udid}, {"reason", reason}, {"sessions", std::to_string(n)}});
+      }
+    });
+    st_->set_current(make_runtime(cfg_, own_));
+
+    for (std::size_t i = 0; i < acceptors_.size(); ++i) {
+      net::co_spawn(acceptors_[i]->get_executor(), accept_loop(st_, acceptors_[i].get(), false),
+                    [st = st_](const std::exception_ptr& e) { log_exception(*st, "accept", e); });
+    }
+    if (admin_) {
+      net::co_spawn(
+          *ctxs_[0], accept_loop(st_, admin_.get(), true),
+          [st = st_](const std::exception_ptr& e) { log_exception(*st, "admin-accept", e); });
+    }
+    signals_ = std::make_unique<net::signal_set>(*ctxs_[0], SIGHUP, SIGTERM, SIGINT);
+    wait_signal();
+    files_timer_ = std::make_unique<net::steady_timer>(*ctxs_[0]);
+    watch_files();
+    st_->log->event(
+        spdlog::level::info, "started",
+        {{"config", file_.string()},
+         {"egress", (cfg_->egress.v4 ? cfg_->egress.v4->to_string() : std::string()) +
+                        (cfg_->egress.v4 && cfg_->egress.v6 ? "," : "") +
+                        (cfg_->egress.v6 ? cfg_->egress.v6->to_string() : std::string())}});
+  }
+
+  void bind(tcp::acceptor& acc, const tcp::endpoint& ep, bool share, const std::string& what) {
+    boost::system::error_code ec;
+    acc.open(ep.protocol(), ec);
+    if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && share) acc.set_option(reuse_port(true), ec);
+    if (!ec && ep.address().is_v6()) acc.set_option(net::ip::v6_only(true), ec);
+    if (!ec) acc.bind(ep, ec);
+    if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error(what + ": cannot listen: " + ec.message());
+  }
+
+  void wait_signal() {
+    signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        reload();
+        wait_signal();
+        return;
+      }
+      shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    });
+  }
+
+  /// CRLs and the CA bundle change on disk without a SIGHUP: pick them up every 2 s.
+  void watch_files() {
+    files_timer_->expires_after(std::chrono::seconds(2));
+    files_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (ec || st_->stopping) return;
+      if (auto rt = st_->current()) {
+        const auto r = rt->trust->reload_if_changed();
+        if (r.changed) {
+          st_->log->event(spdlog::level::info, "trust_reloaded",
+                          {{"ca", rt->cfg->tls.client_ca.string()}});
+        } else if (r.error) {
+          st_->log->event(spdlog::level::err, "trust_reload_failed", {{"error", r.message}});
+        }
+      }
+      watch_files();
+    });
+  }
+
+  void reload() {
+    auto l = load_all(file_);
+    if (!l.errors.empty()) {
+      for (const auto& e : l.errors)
+        st_->log->event(spdlog::level::err, "reload_refused", {{"error", e}});
+      return;
+    }
+    try {
+      auto rt = make_runtime(l.cfg, own_);
+      if (l.cfg->listen != cfg_->listen || l.cfg->admin.listen != cfg_->admin.listen) {
+        st_->log->event(
+            spdlog::level::warn, "reload_partial",
+            {{"detail", "listen and admin.listen changes take effect at the next restart"}});
+      }
+      st_->set_current(std::move(rt));
+      cfg_ = l.cfg;
+      st_->log->event(
+          spdlog::level::info, "reloaded",
+          {{"config", file_.string()}, {"sessions", std::to_string(st_->registry.size())}});
+    } catch (const std::exception& e) {
+      st_->log->event(spdlog::level::err, "reload_refused", {{"error", e.what()}});
+    }
+  }
+
+  void shutdown(const std::string& why) {
+    if (st_->stopping.exchange(true)) return;
+    st_->log->event(spdlog::level::info, "stopping",
+                    {{"signal", why}, {"sessions", std::to_string(st_->registry.size())}});
+    for (auto& acc : acceptors_) {
+      net::post(acc->get_executor(), [a = acc.get()] {
+        boost::system::error_code ignored;
+        a->close(ignored);
+      });
+    }
+    if (admin_) {
+      boost::system::error_code ignored;
+      admin_->close(ignored);
+    }
+    signals_->cancel();
+    files_timer_->cancel();
+    st_->registry.kill_all("shutdown");
+    deadline_ = std::chrono::steady_clock::now() + cfg_->limits.shutdown_grace;
+    drain_timer_ = std::make_unique<net::steady_timer>(*ctxs_[0]);
+    drain();
+  }
+
+  void drain() {
+    if (st_->registry.size() == 0 || std::chrono::steady_clock::now() >= deadline_) {
+      stop_everything();
+      return;
+    }
+    drain_timer_->expires_after(std::chrono::milliseconds(20));
+    drain_timer_->async_wait([this](const boost::system::error_code&) { drain(); });
+  }
+
+  void stop_everything() {
+    guards_.clear();
+    for (auto& c : ctxs_)
+      c->stop();
+  }
+
+  std::filesystem::path file_;
+  std::shared_ptr<const config> cfg_;
+  std::shared_ptr<shared_state> st_;
+  std::vector<std::unique_ptr<net::io_context>> ctxs_;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards_;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+  std::unique_ptr<tcp::acceptor> admin_;
+  std::vector<tcp::endpoint> own_;
+  std::shared_ptr<uem::service> uem_;
+  std::unique_ptr<net::signal_set> signals_;
+  std::unique_ptr<net::steady_timer> files_timer_;
+  std::unique_ptr<net::steady_timer> drain_timer_;
+  std::chrono::steady_clock::time_point deadline_;
+};
+
+}  // namespace
+
+bool check_config(const std::filesystem::path& file, std::ostream& err) {
+  auto l = load_all(file);
+  for (const auto& e : l.errors)
+    err << e << "\n";
+  if (!l.errors.empty()) return false;
+  try {
+    (void)make_runtime(l.cfg, {});
+    net::io_context io;
+    (void)uem::make_source(*l.uem_cfg, io.get_executor());
+  } catch (const std::exception& e) {
+    err << e.what() << "\n";
+    return false;
+  }
+  return true;
+}
+
+int run(const std::filesystem::path& file) {
+  daemon d(file);
+  return d.run();
+}
+
+}  // namespace tunnelgate::gateway

@@ -1,0 +1,57 @@
+// Internal: what sessions share. `runtime` is one configuration generation (replaced whole on
+// SIGHUP; sessions keep the one they started with); `shared_state` lives as long as the process.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include "certauth/certauth.hpp"
+#include "gateway/compliance.hpp"
+#include "gateway/config.hpp"
+#include "gateway/egress.hpp"
+#include "gateway/logging.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/registry.hpp"
+
+namespace tunnelgate::gateway {
+
+struct runtime {
+  std::shared_ptr<const config> cfg;
+  std::shared_ptr<certauth::trust_store> trust;
+  std::unique_ptr<certauth::verifier> verifier;
+  std::shared_ptr<ssl::context> tls;           ///< device-facing server context
+  std::shared_ptr<ssl::context> upstream_tls;  ///< client context for https upstream proxies
+  egress_options egress;
+};
+
+/// Builds a runtime from a loaded config: trust store, verifier, TLS contexts, egress checks.
+/// Throws std::runtime_error naming what is wrong and how to fix it.
+std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
+                                      const std::vector<tcp::endpoint>& own_endpoints);
+
+struct shared_state {
+  session_registry registry;
+  metrics stats;
+  std::shared_ptr<compliance> comp;
+  std::unique_ptr<event_log> log;
+  std::atomic<bool> stopping{false};
+
+  std::shared_ptr<const runtime> current() const {
+    std::lock_guard lock(mutex_);
+    return runtime_;
+  }
+  void set_current(std::shared_ptr<const runtime> r) {
+    std::lock_guard lock(mutex_);
+    runtime_ = std::move(r);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const runtime> runtime_;
+};
+
+/// Serves one accepted device connection to its end (STYLE: one run() per session).
+awaitable<void> run_connection(std::shared_ptr<shared_state> st, tcp::socket sock);
+
+}  // namespace tunnelgate::gateway
