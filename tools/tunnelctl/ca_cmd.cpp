@@ -12,15 +12,6 @@ namespace {
 
 namespace ca = tunnelgate::certauth;
 
-std::string when(std::chrono::system_clock::time_point tp) {
-  const std::time_t t = std::chrono::system_clock::to_time_t(tp);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return "?";
-  return buf;
-}
-
 ca::key_spec key_arg(const po::variables_map& vm) {
   ca::key_spec k;
   if (vm.count("rsa") != 0) {

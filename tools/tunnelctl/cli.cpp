@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -24,6 +25,15 @@ bool parse_options(const args& a, const po::options_description& desc,
     throw usage_error(e.what());
   }
   return true;
+}
+
+std::string when(std::chrono::system_clock::time_point tp) {
+  const std::time_t t = std::chrono::system_clock::to_time_t(tp);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return "?";
+  return buf;
 }
 
 std::string read_file(const std::string& path) {

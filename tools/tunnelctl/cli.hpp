@@ -1,6 +1,7 @@
 // Shared plumbing for tunnelctl sub-commands: dispatch, option parsing, file reading.
 #pragma once
 
+#include <chrono>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -48,6 +49,9 @@ struct group {
 bool parse_options(const args& a, const po::options_description& desc,
                    const po::positional_options_description& positional, std::string_view usage,
                    po::variables_map& vm);
+
+/// A time as UTC ISO 8601, e.g. 2026-11-29T00:00:00Z ("?" if it cannot be formatted).
+std::string when(std::chrono::system_clock::time_point tp);
 
 /// Reads a whole file; throws command_error naming the path and the OS error.
 std::string read_file(const std::string& path);
