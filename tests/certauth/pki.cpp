@@ -157,22 +157,4 @@ void write_atomic(const std::filesystem::path& path, const std::string& data) {
   std::filesystem::rename(tmp, path);
 }
 
-temp_dir::temp_dir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "certauth-test-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::filesystem::path temp_dir::write(const std::string& name, const std::string& data) const {
-  auto p = path_ / name;
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << data;
-  return p;
-}
-
 }  // namespace pki

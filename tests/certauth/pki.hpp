@@ -2,6 +2,8 @@
 // to make (weak keys, SHA-1/MD5, missing fields, odd extensions, stale CRLs).
 #pragma once
 
+#include "support/temp_dir.hpp"
+
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -63,20 +65,7 @@ std::string der(const crl& c);
 /// Writes data to path atomically (write to a temp file, rename over).
 void write_atomic(const std::filesystem::path& path, const std::string& data);
 
-/// A fresh directory under /tmp, removed by the destructor.
-class temp_dir {
- public:
-  temp_dir();
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-  /// Writes data to name; returns the full path.
-  std::filesystem::path write(const std::string& name, const std::string& data) const;
-
- private:
-  std::filesystem::path path_;
-};
+/// A fresh directory, removed by the destructor (shared with the other test suites).
+using temp_dir = tunnelgate::testing::temp_dir;
 
 }  // namespace pki

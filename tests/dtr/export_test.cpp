@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "dtr/dtr.hpp"
+#include "support/temp_dir.hpp"
 
 namespace tunnelgate::dtr {
 namespace {
@@ -74,22 +75,15 @@ std::string expected_pac_answer(const policy& p, const flow& f, std::string_view
   return "?";
 }
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "dtr-pac-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
-};
+using tunnelgate::testing::temp_dir;
 
 /// Runs pac_eval.js on `pac` for the (url, host) cases; returns node's answers.
 std::vector<std::string> run_pac(const std::string& pac,
                                  const std::vector<std::pair<std::string, std::string>>& cases) {
   temp_dir dir;
-  const auto pac_file = dir.path / "proxy.pac";
-  const auto in_file = dir.path / "cases.json";
-  const auto out_file = dir.path / "out.json";
+  const auto pac_file = dir.path() / "proxy.pac";
+  const auto in_file = dir.path() / "cases.json";
+  const auto out_file = dir.path() / "out.json";
   std::ofstream(pac_file) << pac;
   nlohmann::json in = nlohmann::json::array();
   for (const auto& [url, host] : cases)

@@ -20,29 +20,6 @@ extern char** environ;
 
 namespace uem_test {
 
-temp_dir::temp_dir() {
-  std::random_device rd;
-  path_ = std::filesystem::temp_directory_path() /
-          ("uem-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-  std::filesystem::create_directories(path_);
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::filesystem::path temp_dir::write(const std::string& name, const std::string& content) const {
-  auto p = path_ / name;
-  const auto tmp = path_ / (name + ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-  }
-  std::filesystem::rename(tmp, p);  // atomic replace: a reader never sees half a file
-  return p;
-}
-
 testing::AssertionResult wait_until(const std::function<bool()>& pred,
                                     std::chrono::milliseconds timeout, const std::string& what) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -2,6 +2,8 @@
 // a fake clock and a uem-sim child process.
 #pragma once
 
+#include "support/temp_dir.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -20,19 +22,8 @@ namespace uem_test {
 
 namespace uem = tunnelgate::uem;
 
-/// A fresh directory, removed (with everything in it) on destruction.
-class temp_dir {
- public:
-  temp_dir();
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path write(const std::string& name, const std::string& content) const;
-
- private:
-  std::filesystem::path path_;
-};
+/// A fresh directory, removed with its contents on destruction (shared with other suites).
+using temp_dir = tunnelgate::testing::temp_dir;
 
 /// Polls `pred` until it holds or `timeout` passes (a deadline, not a sleep).
 testing::AssertionResult wait_until(const std::function<bool()>& pred,
