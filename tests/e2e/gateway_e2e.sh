@@ -7,6 +7,7 @@ set -u
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../cli/lib.sh"
+. "$here/e2e_lib.sh"
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -16,28 +17,6 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work"
-
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-
-# wait_for SECONDS CMD... : polls CMD every 50 ms
-wait_for() {
-  local limit=$1
-  shift
-  local end=$((SECONDS + limit))
-  until "$@"; do
-    [ $SECONDS -ge $end ] && return 1
-    sleep 0.05
-  done
-}
-
-start_server() {  # start_server NAME ARGS... ; sets ${NAME}_port
-  local name=$1
-  shift
-  node "$here/servers.js" "$@" >"$work/$name.out" 2>&1 &
-  pids+=($!)
-  wait_for 10 grep -q '^ready ' "$work/$name.out" || { echo "server $name did not start"; cat "$work/$name.out"; exit 1; }
-  printf -v "${name}_port" '%s' "$(sed -n 's/^ready //p' "$work/$name.out")"
-}
 
 # ---- PKI: one dev CA, devices of every kind, and a stranger's CA ---------------------------
 "$bin/tunnelctl" ca init ca >/dev/null
@@ -130,27 +109,6 @@ start_gateway() {
 }
 start_gateway
 
-gw_curl() {  # gw_curl DEVICE-FILE-STEM [CA_DIR] -- CURL_ARGS...
-  local dev=$1 cadir=ca
-  shift
-  if [ "${1:-}" = --ca ]; then cadir=$2; shift 2; fi
-  curl -sS --max-time 10 -p --proxy "https://127.0.0.1:$gw_port" --proxy-cacert ca/ca.pem \
-    --proxy-cert "$cadir/devices/$dev.pem" --proxy-key "$cadir/devices/$dev.key" "$@"
-}
-reason_of() {  # reason_of DEVICE URL [curl args] : prints X-Tunnel-Reason of the CONNECT answer
-  local dev=$1 url=$2
-  shift 2
-  gw_curl "$dev" -v "$@" "$url" 2>&1 >/dev/null | sed -n 's/^< X-Tunnel-Reason: //p' | tr -d '\r'
-}
-status_of() {
-  local dev=$1 url=$2
-  shift 2
-  gw_curl "$dev" -v "$@" "$url" 2>&1 >/dev/null | sed -n 's/^< HTTP\/1.1 \([0-9]*\).*/\1/p' | head -1
-}
-metric() { curl -s "http://127.0.0.1:$admin_port/metrics" | grep -F "$1 " | awk '{print $2}'; }
-metric_is() { [ "$(metric "$1")" = "$2" ]; }
-metric_at_least() { local v; v=$(metric "$1"); [ -n "$v" ] && [ "$v" -ge "$2" ]; }
-
 # ---- tunnel: the destination sees the egress address --------------------------------------
 run gw_curl GOOD-1 "http://127.0.0.1:$echo_port/"
 expect_rc "tunnel to IP" 0
@@ -199,10 +157,9 @@ check "revoked counted" metric_at_least 'tunnelgate_handshakes_total{result="ref
 check "handshake refusal logged with its reason" grep -q '"event":"handshake_refused".*"reason":"revoked"' gw.out
 
 # ---- live revocation: admin API ---------------------------------------------------------------
-session_up() { curl -s "http://127.0.0.1:$admin_port/api/v1/sessions" | grep -q "\"udid\":\"$1\".*\"destination\":\"127.0.0.1:$echo_port\""; }
 gw_curl KILL-1 "http://127.0.0.1:$echo_port/slow?ms=20000" >kill.out 2>&1 &
 kill_curl=$!
-check "long tunnel listed in /api/v1/sessions" wait_for 5 session_up KILL-1
+check "long tunnel listed in /api/v1/sessions" wait_for 5 session_up KILL-1 "$echo_port"
 run curl -s -X DELETE "http://127.0.0.1:$admin_port/api/v1/devices/KILL-1/sessions"
 expect_out_has "DELETE device sessions answers the count" '"closed":1'
 t0=$(date +%s%N)
@@ -213,7 +170,7 @@ check "killed tunnel did not deliver the slow answer" bash -c "! grep -q peer= k
 check "kill counted" metric_at_least 'tunnelgate_sessions_closed_total{reason="admin"}' 1
 gw_curl KILL-1 "http://127.0.0.1:$echo_port/slow?ms=20000" >kill2.out 2>&1 &
 kill_curl=$!
-wait_for 5 session_up KILL-1
+wait_for 5 session_up KILL-1 "$echo_port"
 sid=$(curl -s "http://127.0.0.1:$admin_port/api/v1/sessions" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const x=JSON.parse(s).sessions.find(v=>v.udid==="KILL-1");console.log(x?x.id:"")})')
 run curl -s -X DELETE "http://127.0.0.1:$admin_port/api/v1/sessions/$sid"
 expect_out_has "DELETE one session" '"closed":1'
@@ -224,7 +181,7 @@ expect_out "DELETE unknown session -> 404" 404
 # ---- live revocation: UEM webhook ------------------------------------------------------------
 gw_curl HOOK-1 "http://127.0.0.1:$echo_port/slow?ms=20000" >hook.out 2>&1 &
 hook_curl=$!
-check "webhook device's tunnel is up" wait_for 5 session_up HOOK-1
+check "webhook device's tunnel is up" wait_for 5 session_up HOOK-1 "$echo_port"
 run curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hook_port/"
 expect_out "webhook without credentials -> 401" 401
 inventory NonCompliant
@@ -242,7 +199,7 @@ check "new connection of that device is refused" test "$(reason_of HOOK-1 "http:
 # ---- SIGHUP with a good and a broken configuration while a tunnel is open ----------------
 gw_curl HUP-1 "http://127.0.0.1:$echo_port/slow?ms=2500" >hup.out 2>&1 &
 hup_curl=$!
-wait_for 5 session_up HUP-1
+wait_for 5 session_up HUP-1 "$echo_port"
 rules block
 kill -HUP "$gw_pid"
 check "reload logged" wait_for 5 grep -q '"event":"reloaded"' gw.out
@@ -279,7 +236,7 @@ check "bytes counted" metric_at_least 'tunnelgate_tunnel_bytes_total{direction="
 # ---- SIGTERM: stop accepting, close sessions, exit within the grace --------------------------
 gw_curl TERM-1 "http://127.0.0.1:$echo_port/slow?ms=20000" >term.out 2>&1 &
 term_curl=$!
-wait_for 5 session_up TERM-1
+wait_for 5 session_up TERM-1 "$echo_port"
 t0=$(date +%s%N)
 kill -TERM "$gw_pid"
 wait "$gw_pid"
