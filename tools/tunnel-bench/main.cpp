@@ -328,8 +328,7 @@ net::awaitable<void> baseline_accept(tcp::acceptor& a, ssl::context& ctx) {
     tcp::socket s = co_await a.async_accept(net::redirect_error(net::use_awaitable, ec));
     if (ec) co_return;
     s.set_option(tcp::no_delay(true));
-    net::co_spawn(a.get_executor(), baseline_session(tls_stream(std::move(s), ctx)),
-                  net::detached);
+    net::co_spawn(a.get_executor(), baseline_session(tls_stream(std::move(s), ctx)), net::detached);
   }
 }
 
