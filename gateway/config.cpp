@@ -332,7 +332,8 @@ class loader {
       return;
     }
     if (!map(n, "egress")) return;
-    keys(n, "egress", {"address", "resolve_timeout", "connect_timeout", "proxy_ca"});
+    keys(n, "egress", {"address", "resolve_timeout", "connect_timeout", "proxy_ca", "resolver"});
+    if (auto rs = n["resolver"]) resolver(rs);
     if (auto c = n["proxy_ca"]) {
       if (auto p = file(c, "egress.proxy_ca")) cfg_->egress.proxy_ca = *p;
     }
@@ -368,6 +369,46 @@ class loader {
     }
     duration(n["resolve_timeout"], "egress.resolve_timeout", cfg_->egress.resolve_timeout);
     duration(n["connect_timeout"], "egress.connect_timeout", cfg_->egress.connect_timeout);
+  }
+
+  // egress.resolver: name servers as IP or IP:PORT ([IPv6]:PORT); port 53 by default.
+  void resolver(const YAML::Node& rs) {
+    if (!rs.IsSequence() || rs.size() == 0) {
+      error(rs, "egress.resolver",
+            "expected a list of name server addresses, e.g. [\"127.0.0.53\", \"[::1]:53\"]; "
+            "leave it out to use the system resolver");
+      return;
+    }
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+      const auto item = rs[i];
+      const std::string text = item.IsScalar() ? item.Scalar() : std::string();
+      std::string host = text;
+      std::string port = "53";
+      if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        host = close == std::string::npos ? std::string() : text.substr(1, close - 1);
+        if (close != std::string::npos && close + 1 < text.size()) {
+          if (text[close + 1] != ':') host.clear();
+          port = text.substr(close + 2);
+        }
+      } else if (std::count(text.begin(), text.end(), ':') == 1) {
+        host = text.substr(0, text.find(':'));
+        port = text.substr(text.find(':') + 1);
+      }
+      boost::system::error_code ec;
+      const auto addr = net::ip::make_address(host, ec);
+      unsigned p = 0;
+      const auto [end, perr] = std::from_chars(port.data(), port.data() + port.size(), p);
+      if (ec || addr.is_unspecified() || addr.is_multicast() || perr != std::errc() ||
+          end != port.data() + port.size() || p == 0 || p > 65535) {
+        error(item, "egress.resolver",
+              "'" + text +
+                  "' is not a name server address: expected IP or IP:PORT ([IPv6]:PORT), "
+                  "an address and never a name");
+        continue;
+      }
+      cfg_->egress.resolver.emplace_back(addr, static_cast<unsigned short>(p));
+    }
   }
 
   void admin(const YAML::Node& n) {

@@ -33,6 +33,7 @@ struct egress_config {
   std::optional<net::ip::address> v6;
   milliseconds resolve_timeout{5000};
   milliseconds connect_timeout{10000};
+  std::vector<net::ip::udp::endpoint> resolver;  ///< empty: the system resolver
   std::filesystem::path proxy_ca;  ///< extra CA bundle for https upstream proxies
 };
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "gateway/dns.hpp"
 #include "gateway/watchdog.hpp"
 
 namespace tunnelgate::gateway {
@@ -149,8 +150,29 @@ awaitable<dial_result> dial(const egress_options& o, const std::string& host, st
                             tcp::socket& sock) {
   dial_result r;
   auto ex = co_await net::this_coro::executor;
-  tcp::resolver::results_type endpoints;
-  const auto ec = co_await resolve_bounded(host, port, o.resolve_timeout, endpoints);
+  std::vector<tcp::endpoint> endpoints;
+  boost::system::error_code literal_ec;
+  const auto literal = net::ip::make_address(host, literal_ec);
+  boost::system::error_code ec;
+  std::string why;
+  if (!literal_ec) {
+    endpoints.emplace_back(literal, port);
+  } else if (!o.resolver.empty()) {
+    // egress.resolver: ask those servers, only for the families we can leave from.
+    const bool want_v4 = o.v4.has_value();
+    const bool want_v6 = o.v6.has_value();
+    const auto res = co_await dns::resolve(o.resolver, host, want_v4, want_v6, o.resolve_timeout);
+    ec = res.ec;
+    why = res.detail;
+    for (const auto& a : res.addresses)
+      endpoints.emplace_back(a, port);
+  } else {
+    tcp::resolver::results_type found;
+    ec = co_await resolve_bounded(host, port, o.resolve_timeout, found);
+    if (ec) why = ec.message();
+    for (const auto& entry : found)
+      endpoints.push_back(entry.endpoint());
+  }
   if (ec == net::error::timed_out) {
     r.status = dial_status::resolve_timeout;
     r.detail = "resolving " + host + " took longer than " +
@@ -159,14 +181,13 @@ awaitable<dial_result> dial(const egress_options& o, const std::string& host, st
   }
   if (ec || endpoints.empty()) {
     r.status = dial_status::resolve_failed;
-    r.detail = "cannot resolve " + host + ": " + (ec ? ec.message() : "no addresses");
+    r.detail = "cannot resolve " + host + ": " + (why.empty() ? "no addresses" : why);
     co_return r;
   }
 
   r.status = dial_status::no_egress_family;
   r.detail = host + " has no address of a family with an egress address";
-  for (const auto& entry : endpoints) {
-    const tcp::endpoint ep = entry.endpoint();
+  for (const auto& ep : endpoints) {
     if (is_forbidden(o, ep) || ep.address().is_unspecified()) {
       r.status = dial_status::forbidden;
       r.detail =

@@ -16,6 +16,8 @@ struct egress_options {
   std::optional<net::ip::address> v6;  ///< source address for IPv6 destinations
   std::chrono::milliseconds resolve_timeout{5000};
   std::chrono::milliseconds connect_timeout{10000};
+  /// Name servers to ask (egress.resolver); empty: the system resolver (getaddrinfo).
+  std::vector<net::ip::udp::endpoint> resolver;
   /// Endpoints nobody may tunnel to (the gateway's own listeners); an unspecified address
   /// (0.0.0.0 / ::) in here stands for every local address on that port.
   std::vector<tcp::endpoint> forbidden;

@@ -39,6 +39,7 @@ std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
   rt->egress.v4 = cfg->egress.v4;
   rt->egress.v6 = cfg->egress.v6;
   rt->egress.resolve_timeout = cfg->egress.resolve_timeout;
+  rt->egress.resolver = cfg->egress.resolver;
   rt->egress.connect_timeout = cfg->egress.connect_timeout;
   rt->egress.forbidden = own_endpoints;
   rt->egress.local_addresses = local_interface_addresses();
