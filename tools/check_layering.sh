@@ -2,12 +2,12 @@
 # Enforces the layering of DESIGN.md §2 / STYLE.md §3 by reading #include lines:
 #   1. code outside X/ includes only "X/X.hpp" of a library X (its one public header), except
 #      X's own unit tests in tests/X/, which may test internals;
-#   2. the libraries (dtr, certauth, uem) include no other library of ours, and nothing
+#   2. the libraries (dtr, certauth, uem, idp) include no other library of ours, and nothing
 #      includes gateway/ internals.
 # Exit 0 when clean; otherwise prints each offending line and exits 1.
 set -u
 cd "${1:-$(dirname "$0")/..}"
-libs=(dtr certauth uem gateway)
+libs=(dtr certauth uem idp gateway)
 bad=0
 while IFS= read -r -d '' f; do
   dir=${f%%/*}
@@ -21,13 +21,13 @@ while IFS= read -r -d '' f; do
       bad=1
     fi
     case "$dir" in
-      dtr|certauth|uem)
+      dtr|certauth|uem|idp)
         if [ "$lib" != "$dir" ]; then
           echo "$f: includes $inc: the $dir library must not depend on $lib"
           bad=1
         fi ;;
     esac
   done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f")
-done < <(find dtr certauth uem gateway tools tests -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) -print0 2>/dev/null)
+done < <(find dtr certauth uem idp gateway tools tests -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) -print0 2>/dev/null)
 if [ "$bad" -eq 0 ]; then echo "layering: ok"; fi
 exit "$bad"

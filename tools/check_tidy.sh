@@ -16,10 +16,10 @@ for a in "$@"; do
 done
 [ -f "$build/compile_commands.json" ] || { echo "no $build/compile_commands.json: configure with cmake first" >&2; exit 2; }
 if [ "$all" -eq 1 ]; then
-  mapfile -d '' files < <(find dtr certauth uem gateway tools tests -type f -name '*.cpp' -print0 2>/dev/null)
+  mapfile -d '' files < <(find dtr certauth uem idp gateway tools tests -type f -name '*.cpp' -print0 2>/dev/null)
 else
   # device_cmd.cpp includes the uem (Asio) header: --all covers it.
-  mapfile -d '' files < <(find dtr certauth tools/tunnelctl -type f -name '*.cpp' ! -name device_cmd.cpp -print0 2>/dev/null)
+  mapfile -d '' files < <(find dtr certauth idp tools/tunnelctl -type f -name '*.cpp' ! -name device_cmd.cpp -print0 2>/dev/null)
 fi
 # Two at a time: the machine has two cores.
 printf '%s\0' "${files[@]}" | xargs -0 -n 4 -P 2 clang-tidy -p "$build" --quiet 2>/dev/null >"$build/clang-tidy.log"

@@ -11,4 +11,7 @@ extern const group cert_group;  // cert_cmd.cpp
 
 extern const group device_group;  // device_cmd.cpp (issue 4)
 
+extern const group zone_group;           // zone_cmd.cpp (issue 6)
+extern const group namedlocation_group;  // zone_cmd.cpp (issue 6)
+
 }  // namespace tunnelctl

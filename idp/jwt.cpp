@@ -1,0 +1,162 @@
+// The OAuth `private_key_jwt` client assertion (RFC 7523), signed with OpenSSL 3: RS256 for
+// RSA keys, ES256 for P-256 keys.
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include <memory>
+
+#include "idp/internal.hpp"
+
+namespace tunnelgate::idp {
+
+namespace {
+
+template <class T, void (*F)(T*)>
+struct deleter {
+  void operator()(T* p) const noexcept { F(p); }
+};
+using bio_ptr = std::unique_ptr<BIO, deleter<BIO, BIO_free_all>>;
+using pkey_ptr = std::unique_ptr<EVP_PKEY, deleter<EVP_PKEY, EVP_PKEY_free>>;
+using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
+using ecdsa_ptr = std::unique_ptr<ECDSA_SIG, deleter<ECDSA_SIG, ECDSA_SIG_free>>;
+
+constexpr char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Refuses to prompt for a passphrase on the terminal: encrypted keys are not supported.
+int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
+  return -1;
+}
+
+std::string sign(EVP_PKEY* key, std::string_view input) {
+  md_ctx_ptr ctx(EVP_MD_CTX_new());
+  std::size_t len = 0;
+  const auto* data = reinterpret_cast<const unsigned char*>(input.data());
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len, data, input.size()) != 1) {
+    throw error(errc::bad_key, "cannot sign the client assertion with the private key");
+  }
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, data,
+                     input.size()) != 1) {
+    throw error(errc::bad_key, "cannot sign the client assertion with the private key");
+  }
+  sig.resize(len);
+  return sig;
+}
+
+/// OpenSSL gives ECDSA signatures as DER SEQUENCE{r, s}; JWS wants r||s, 32 bytes each.
+std::string der_to_raw_p256(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  ecdsa_ptr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+  if (!sig) throw error(errc::bad_key, "OpenSSL returned an unreadable ECDSA signature");
+  const BIGNUM* r = nullptr;
+  const BIGNUM* s = nullptr;
+  ECDSA_SIG_get0(sig.get(), &r, &s);
+  std::string raw(64, '\0');
+  auto* out = reinterpret_cast<unsigned char*>(raw.data());
+  if (BN_bn2binpad(r, out, 32) != 32 || BN_bn2binpad(s, out + 32, 32) != 32) {
+    throw error(errc::bad_key, "OpenSSL returned an ECDSA signature too long for P-256");
+  }
+  return raw;
+}
+
+}  // namespace
+
+std::string base64url_encode(std::string_view data) {
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (const char ch : data) {
+    acc = (acc << 8) | static_cast<unsigned char>(ch);
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += b64url[(acc >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += b64url[(acc << (6 - bits)) & 63];
+  return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (const char ch : text) {
+    const char* pos = std::char_traits<char>::find(b64url, 64, ch);
+    if (pos == nullptr) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(pos - b64url);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  if (bits >= 6) return std::nullopt;  // a lone trailing character carries no full byte
+  return out;
+}
+
+std::string make_client_assertion(std::string_view private_key_pem,
+                                  const assertion_claims& claims) {
+  if (claims.client_id.empty() || claims.audience.empty()) {
+    throw error(errc::bad_argument, "the client assertion needs a client id and an audience");
+  }
+  bio_ptr bio(BIO_new_mem_buf(private_key_pem.data(), static_cast<int>(private_key_pem.size())));
+  pkey_ptr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr) : nullptr);
+  if (!key) {
+    throw error(errc::bad_key,
+                "not an unencrypted PEM private key (RSA or EC P-256; encrypted keys are not "
+                "supported)");
+  }
+  std::string alg;
+  if (EVP_PKEY_get_base_id(key.get()) == EVP_PKEY_RSA) {
+    if (EVP_PKEY_get_bits(key.get()) < 2048) {
+      throw error(errc::bad_key, "the RSA key has " + std::to_string(EVP_PKEY_get_bits(key.get())) +
+                                     " bits; RS256 needs at least 2048");
+    }
+    alg = "RS256";
+  } else if (EVP_PKEY_get_base_id(key.get()) == EVP_PKEY_EC) {
+    char group[64] = {};
+    std::size_t glen = 0;
+    if (EVP_PKEY_get_utf8_string_param(key.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                       &glen) != 1 ||
+        std::string_view(group, glen) != "prime256v1") {
+      throw error(errc::bad_key, std::string("the EC key is on curve ") + (glen > 0 ? group : "?") +
+                                     "; ES256 needs P-256 (prime256v1)");
+    }
+    alg = "ES256";
+  } else {
+    throw error(errc::bad_key, "the private key is neither RSA nor EC P-256");
+  }
+
+  unsigned char rnd[16];
+  if (RAND_bytes(rnd, sizeof rnd) != 1) throw error(errc::bad_key, "no random bytes for jti");
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string jti;
+  for (const unsigned char c : rnd) {
+    jti += hex[c >> 4];
+    jti += hex[c & 15];
+  }
+  const auto iat =
+      std::chrono::duration_cast<std::chrono::seconds>(claims.issued_at.time_since_epoch()).count();
+  nlohmann::ordered_json header = {{"alg", alg}, {"typ", "JWT"}};
+  if (!claims.key_id.empty()) header["kid"] = claims.key_id;
+  const nlohmann::ordered_json payload = {{"iss", claims.client_id},
+                                          {"sub", claims.client_id},
+                                          {"aud", claims.audience},
+                                          {"iat", iat},
+                                          {"exp", iat + claims.lifetime.count()},
+                                          {"jti", jti}};
+  const auto input = base64url_encode(header.dump()) + "." + base64url_encode(payload.dump());
+  auto sig = sign(key.get(), input);
+  if (alg == "ES256") sig = der_to_raw_p256(sig);
+  return input + "." + base64url_encode(sig);
+}
+
+}  // namespace tunnelgate::idp
