@@ -60,8 +60,11 @@ std::string readiness(const shared_state& st, bool& ready) {
   if (rt && !rt->cfg->rules) missing += "dtr ";
   if (!st.comp || !st.comp->ready()) missing += "compliance-source ";
   if (st.stopping) missing += "stopping ";
+  bool idp_ready = true;
+  const std::string idp = st.idp ? st.idp->readiness(idp_ready) : std::string();
+  if (!idp_ready) missing += "idp ";
   ready = missing.empty();
-  return ready ? "ready\n" : "not ready: " + missing + "\n";
+  return (ready ? "ready\n" : "not ready: " + missing + "\n") + idp;
 }
 
 http::response<http::string_body> route(shared_state& st,
@@ -86,7 +89,8 @@ http::response<http::string_body> route(shared_state& st,
     return reply(ready ? 200 : 503, std::move(text), "text/plain", ka);
   }
   if (method == http::verb::get && target == "/metrics") {
-    return reply(200, st.stats.render(), "text/plain; version=0.0.4", ka);
+    return reply(200, st.stats.render() + (st.idp ? st.idp->render_metrics() : std::string()),
+                 "text/plain; version=0.0.4", ka);
   }
   if (method == http::verb::get && target == "/api/v1/sessions") {
     nlohmann::ordered_json arr = nlohmann::ordered_json::array();

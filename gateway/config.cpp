@@ -97,7 +97,7 @@ class loader {
     }
     keys(root, "",
          {"listen", "tls", "identity", "uem", "dtr", "egress", "admin", "limits", "log", "threads",
-          "upstream_credentials"});
+          "upstream_credentials", "idp_sync"});
     listen(root["listen"]);
     tls(root["tls"]);
     identity(root["identity"]);
@@ -111,6 +111,7 @@ class loader {
       if (n) cfg_->threads = static_cast<unsigned>(*n);
     }
     credentials(root["upstream_credentials"]);
+    idp_sync(root["idp_sync"]);
     uem_node_ = root["uem"];
     if (!errors_.empty()) return fail();
     config_result r;
@@ -332,8 +333,24 @@ class loader {
       return;
     }
     if (!map(n, "egress")) return;
-    keys(n, "egress", {"address", "resolve_timeout", "connect_timeout", "proxy_ca", "resolver"});
+    keys(n, "egress",
+         {"address", "resolve_timeout", "connect_timeout", "proxy_ca", "resolver", "check_url",
+          "check_ca"});
     if (auto rs = n["resolver"]) resolver(rs);
+    if (auto u = n["check_url"]) {
+      if (auto t = text(u, "egress.check_url")) {
+        if (t->rfind("https://", 0) != 0 && t->rfind("http://", 0) != 0) {
+          error(u, "egress.check_url",
+                "expected an http:// or https:// URL of a service that answers the caller's "
+                "address (e.g. the okta-sim's /ip)");
+        } else {
+          cfg_->egress.check_url = *t;
+        }
+      }
+    }
+    if (auto c = n["check_ca"]) {
+      if (auto p = file(c, "egress.check_ca")) cfg_->egress.check_ca = *p;
+    }
     if (auto c = n["proxy_ca"]) {
       if (auto p = file(c, "egress.proxy_ca")) cfg_->egress.proxy_ca = *p;
     }
@@ -483,6 +500,136 @@ class loader {
     if (auto a = n["access_log"]) {
       if (auto p = file(a, "log.access_log", false)) cfg_->log.access_log = *p;
     }
+  }
+
+  bool flag(const YAML::Node& n, const std::string& path, bool fallback) {
+    if (!n) return fallback;
+    if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false"))
+      return n.Scalar() == "true";
+    error(n, path, "expected true or false");
+    return fallback;
+  }
+
+  std::optional<idp::secret> secret_from(const YAML::Node& n, const std::string& path) {
+    auto p = file(n, path);
+    if (!p) return std::nullopt;
+    try {
+      return idp::read_secret_file(*p, path);
+    } catch (const idp::error& e) {
+      error(n, path, e.what());
+      return std::nullopt;
+    }
+  }
+
+  void http_settings(const YAML::Node& n, const std::string& path, idp::http_settings& h) {
+    if (auto c = n["ca_file"]) {
+      if (auto p = file(c, path + ".ca_file")) h.ca_file = *p;
+    }
+    duration(n["timeout"], path + ".timeout", h.timeout);
+    duration(n["max_rate_limit_wait"], path + ".max_rate_limit_wait", h.max_rate_limit_wait);
+  }
+
+  // idp_sync: publish/verify the egress addresses in Okta and/or Entra (docs/gateway.md).
+  void idp_sync(const YAML::Node& n) {
+    if (!n) return;
+    if (!map(n, "idp_sync")) return;
+    keys(n, "idp_sync", {"interval", "publish", "exclusive", "create", "okta", "entra"});
+    idp_sync_config c;
+    duration(n["interval"], "idp_sync.interval", c.interval);
+    if (c.interval < milliseconds(1000))
+      error(n["interval"], "idp_sync.interval", "must be at least 1s");
+    c.publish = flag(n["publish"], "idp_sync.publish", true);
+    c.options.exclusive = flag(n["exclusive"], "idp_sync.exclusive", false);
+    c.options.create = flag(n["create"], "idp_sync.create", false);
+    if (auto o = n["okta"]; o && map(o, "idp_sync.okta")) {
+      keys(o, "idp_sync.okta",
+           {"org_url", "zone", "token_file", "oauth", "ca_file", "timeout", "max_rate_limit_wait"});
+      idp::okta_settings s;
+      if (auto u = o["org_url"]) {
+        if (auto t = text(u, "idp_sync.okta.org_url")) s.org_url = *t;
+      } else {
+        error(o, "idp_sync.okta.org_url", "missing: the Okta org URL, e.g. https://acme.okta.com");
+      }
+      if (auto z = o["zone"]) {
+        if (auto t = text(z, "idp_sync.okta.zone")) s.zone = *t;
+      } else {
+        error(o, "idp_sync.okta.zone", "missing: the network zone's id or name");
+      }
+      const auto tf = o["token_file"];
+      const auto oa = o["oauth"];
+      if (tf && oa) {
+        error(oa, "idp_sync.okta.oauth", "give either token_file (SSWS) or oauth, not both");
+      } else if (tf) {
+        if (auto sec = secret_from(tf, "idp_sync.okta.token_file")) s.auth = idp::okta_ssws{*sec};
+      } else if (oa && map(oa, "idp_sync.okta.oauth")) {
+        keys(oa, "idp_sync.okta.oauth", {"client_id", "private_key", "key_id", "scopes"});
+        idp::okta_oauth a;
+        if (auto v = oa["client_id"]) {
+          if (auto t = text(v, "idp_sync.okta.oauth.client_id")) a.client_id = *t;
+        } else {
+          error(oa, "idp_sync.okta.oauth.client_id", "missing: the API service app's client id");
+        }
+        if (auto v = oa["private_key"]) {
+          if (auto p = file(v, "idp_sync.okta.oauth.private_key")) a.private_key = *p;
+        } else {
+          error(oa, "idp_sync.okta.oauth.private_key",
+                "missing: the PEM private key registered with the service app");
+        }
+        if (auto v = oa["key_id"]) {
+          if (auto t = text(v, "idp_sync.okta.oauth.key_id")) a.key_id = *t;
+        }
+        if (auto v = oa["scopes"]) {
+          if (auto t = text(v, "idp_sync.okta.oauth.scopes")) a.scopes = *t;
+        }
+        s.auth = a;
+      } else if (!oa) {
+        error(o, "idp_sync.okta",
+              "missing: token_file (an API token, SSWS) or oauth (client_id, private_key)");
+      }
+      http_settings(o, "idp_sync.okta", s.http);
+      c.okta = std::move(s);
+    }
+    if (auto e = n["entra"]; e && map(e, "idp_sync.entra")) {
+      keys(e, "idp_sync.entra",
+           {"tenant", "location", "client_id", "client_secret_file", "login_url", "graph_url",
+            "ca_file", "timeout", "max_rate_limit_wait"});
+      idp::entra_settings s;
+      const auto need = [&](const char* key, std::string& out, const char* what) {
+        const std::string path = std::string("idp_sync.entra.") + key;
+        if (auto v = e[key]) {
+          if (auto t = text(v, path)) out = *t;
+        } else {
+          error(e, path, std::string("missing: ") + what);
+        }
+      };
+      need("tenant", s.tenant, "the tenant id or domain");
+      need("location", s.location, "the named location's id or display name");
+      need("client_id", s.client_id, "the app registration's client id");
+      if (auto v = e["client_secret_file"]) {
+        if (auto sec = secret_from(v, "idp_sync.entra.client_secret_file")) s.client_secret = *sec;
+      } else {
+        error(e, "idp_sync.entra.client_secret_file", "missing: a file holding the client secret");
+      }
+      if (auto v = e["login_url"]) {
+        if (auto t = text(v, "idp_sync.entra.login_url")) s.login_url = *t;
+      }
+      if (auto v = e["graph_url"]) {
+        if (auto t = text(v, "idp_sync.entra.graph_url")) s.graph_url = *t;
+      }
+      http_settings(e, "idp_sync.entra", s.http);
+      c.entra = std::move(s);
+    }
+    if (!n["okta"] && !n["entra"])
+      error(n, "idp_sync", "give okta, entra or both (or leave idp_sync out)");
+    // The clients check URLs and the rest of their settings themselves; do it now so that a
+    // bad value is a configuration error, not a failure at the first sync.
+    try {
+      if (c.okta) idp::okta_client check(*c.okta);
+      if (c.entra) idp::entra_client check(*c.entra);
+    } catch (const idp::error& ex) {
+      error(n, "idp_sync", ex.what());
+    }
+    cfg_->idp_sync = std::move(c);
   }
 
   void credentials(const YAML::Node& n) {

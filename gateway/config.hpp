@@ -13,6 +13,7 @@
 #include "certauth/certauth.hpp"
 #include "dtr/dtr.hpp"
 #include "gateway/net.hpp"
+#include "idp/idp.hpp"
 
 namespace tunnelgate::gateway {
 
@@ -34,6 +35,8 @@ struct egress_config {
   milliseconds resolve_timeout{5000};
   milliseconds connect_timeout{10000};
   std::vector<net::ip::udp::endpoint> resolver;  ///< empty: the system resolver
+  std::string check_url;           ///< "what is my IP" service fetched from the egress address
+  std::filesystem::path check_ca;  ///< trust for check_url instead of the system store
   std::filesystem::path proxy_ca;  ///< extra CA bundle for https upstream proxies
 };
 
@@ -61,6 +64,15 @@ struct log_config {
   std::filesystem::path access_log;  ///< empty: access lines go to the main log
 };
 
+/// idp_sync: keep the egress addresses in the Okta zone / Entra named location (issue 6).
+struct idp_sync_config {
+  milliseconds interval{300'000};
+  bool publish = true;           ///< false: verify only
+  idp::publish_options options;  ///< exclusive, create (dry_run never)
+  std::optional<idp::okta_settings> okta;
+  std::optional<idp::entra_settings> entra;
+};
+
 struct config {
   std::filesystem::path file;
   std::vector<tcp::endpoint> listen;
@@ -75,6 +87,7 @@ struct config {
   unsigned threads = 0;  ///< 0: one per core
   /// upstream proxy name -> "user:password", from `upstream_credentials.<name>.file`.
   std::map<std::string, std::string> proxy_credentials;
+  std::optional<idp_sync_config> idp_sync;
 };
 
 struct config_result {

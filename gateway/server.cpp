@@ -119,6 +119,13 @@ class daemon {
     for (auto& t : threads)
       t.join();
     if (uem_) uem_->stop();
+    if (st_->idp && !st_->idp->stop(std::chrono::seconds(2))) {
+      // A sync call is stuck in a slow IdP: do not wait for it. Its thread still uses the
+      // state and the log, so they stay alive (leaked on purpose) until the process exits.
+      st_->log->event(spdlog::level::warn, "idp_sync_abandoned",
+                      {{"detail", "a call to the identity provider was still running at exit"}});
+      (void)new std::shared_ptr<shared_state>(st_);
+    }
     st_->log->event(spdlog::level::info, "stopped", {});
     return 0;
   }
@@ -173,6 +180,8 @@ class daemon {
       }
     });
     st_->set_current(make_runtime(cfg_, own_));
+    st_->idp = std::make_unique<idp_sync>(*st_->log);
+    st_->idp->configure(cfg_);
 
     for (std::size_t i = 0; i < acceptors_.size(); ++i) {
       net::co_spawn(acceptors_[i]->get_executor(), accept_loop(st_, acceptors_[i].get(), false),
@@ -252,6 +261,7 @@ class daemon {
       }
       st_->set_current(std::move(rt));
       cfg_ = l.cfg;
+      st_->idp->configure(cfg_);
       st_->log->event(
           spdlog::level::info, "reloaded",
           {{"config", file_.string()}, {"sessions", std::to_string(st_->registry.size())}});

@@ -10,6 +10,7 @@
 #include "gateway/compliance.hpp"
 #include "gateway/config.hpp"
 #include "gateway/egress.hpp"
+#include "gateway/idp_sync.hpp"
 #include "gateway/logging.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/registry.hpp"
@@ -35,6 +36,7 @@ struct shared_state {
   metrics stats;
   std::shared_ptr<compliance> comp;
   std::unique_ptr<event_log> log;
+  std::unique_ptr<idp_sync> idp;  ///< idp_sync and egress.check_url; set after log
   std::atomic<bool> stopping{false};
 
   std::shared_ptr<const runtime> current() const {

@@ -3,6 +3,7 @@
 //   node servers.js echo PORT         HTTP: "/" answers "peer=<address>", "/slow?ms=N" waits N ms
 //   node servers.js proxy PORT [CREDS] HTTP CONNECT proxy to 127.0.0.1 only; CREDS = user:password
 //   node servers.js dns PORT           UDP name server for *.dns.test (see below)
+//   node servers.js ip PORT [ADDRESS]  HTTP: answers ADDRESS (or the caller's address) + "\n"
 "use strict";
 const http = require("http");
 const net = require("net");
@@ -42,6 +43,11 @@ if (mode === "echo") {
     upstream.on("error", () => client.destroy());
     client.on("error", () => upstream.destroy());
   });
+  server.listen(port, "127.0.0.1", () => console.log("ready " + server.address().port));
+} else if (mode === "ip") {
+  // A "what is my IP" service that lies: always answers FIXED (default: the caller's address).
+  const fixed = creds;
+  const server = http.createServer((req, res) => res.end((fixed || req.socket.remoteAddress) + "\n"));
   server.listen(port, "127.0.0.1", () => console.log("ready " + server.address().port));
 } else if (mode === "dns") {
   // A name server for the *.dns.test zone (UDP, 127.0.0.1). Logs "query NAME TYPE" per query.
@@ -94,6 +100,6 @@ if (mode === "echo") {
   });
   sock.bind(port, "127.0.0.1", () => console.log("ready " + sock.address().port));
 } else {
-  console.error("usage: node servers.js echo|proxy|dns PORT [CREDS]");
+  console.error("usage: node servers.js echo|proxy|dns|ip PORT [CREDS|ADDRESS]");
   process.exit(2);
 }
