@@ -1,6 +1,20 @@
 # Helpers shared by the end-to-end scripts (sourced after tests/cli/lib.sh). They read the
 # caller's globals: $work, $here, $pids (array), $gw_port, $admin_port.
 
+# e2e_setup: a fresh work directory as the current directory, removed at exit (KEEP_WORK=1 keeps
+# it and says where); every pid in $pids is killed at exit.
+e2e_setup() {
+  work=$(mktemp -d)
+  pids=()
+  trap e2e_cleanup EXIT
+  cd "$work" || exit 1
+}
+e2e_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  [ -n "${KEEP_WORK:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 
 # wait_for SECONDS CMD... : polls CMD every 50 ms

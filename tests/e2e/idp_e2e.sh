@@ -10,15 +10,7 @@ bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../cli/lib.sh"
 . "$here/e2e_lib.sh"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  [ -n "${KEEP_WORK:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
+e2e_setup  # $work (removed at exit unless KEEP_WORK=1), $pids (killed at exit)
 
 "$bin/tunnelctl" ca init ca >/dev/null
 "$bin/tunnelctl" ca issue ca --udid GOOD-1 --user good@example.com --serial SN-1 >/dev/null
