@@ -3,8 +3,9 @@
 # source and device certificates that fail each certauth check, made by `openssl ca` with the
 # dev CA's key, sent by real curl over a real handshake.
 #   admission_e2e.sh BIN_DIR
-# Covers: expired, not_yet_valid, bad_eku, weak_key, weak_signature refused in the handshake
-# and counted by reason; a session outliving the cache TTL is re-checked with the UEM (no
+# Covers: expired, not_yet_valid, bad_eku, weak_key, weak_signature, no_udid, no_user,
+# bad_identity_value and (after SIGHUP to a stale CRL) crl_expired refused in the handshake and
+# counted by reason; a session outliving the cache TTL is re-checked with the UEM (no
 # webhook) and closed when the device turned non-compliant; UEM outage: an unknown device gets
 # 503 uem_unavailable, a live session survives the stale grace and is then closed (fail closed).
 set -u
@@ -32,15 +33,18 @@ serial = $work/x/serial
 policy = any
 unique_subject = no
 [any]
-commonName = supplied
+commonName = optional
 EOF
-# bad_cert NAME KEY-SPEC EKU START END DIGEST
+# [SUBJ=/...] [SAN=...] bad_cert NAME KEY-SPEC EKU START END DIGEST  (SAN= empty: no SAN at all)
 bad_cert() {
   local name=$1 keyspec=$2 eku=$3 start=$4 end=$5 md=$6
+  local subj=${SUBJ:-"/O=tunnelgate dev devices/CN=$name/serialNumber=SN-$name"}
+  local san=${SAN-"email:${name,,}@example.com"}
   openssl req -new -newkey "$keyspec" -nodes -keyout "ca/devices/$name.key" -out "x/$name.csr" \
-    -subj "/O=tunnelgate dev devices/CN=$name/serialNumber=SN-$name" 2>/dev/null
-  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\nsubjectAltName=email:%s@example.com\n' \
-    "$eku" "${name,,}" >"x/$name.ext"
+    -subj "$subj" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\n' \
+    "$eku" >"x/$name.ext"
+  [ -n "$san" ] && echo "subjectAltName=$san" >>"x/$name.ext"
   openssl ca -batch -config x/ca.cnf -cert ca/ca.pem -keyfile ca/ca.key -in "x/$name.csr" \
     -out "ca/devices/$name.pem" -startdate "$start" -enddate "$end" -md "$md" \
     -extfile "x/$name.ext" -notext -preserveDN >/dev/null 2>&1 ||
@@ -52,6 +56,15 @@ bad_cert SERVEREKU-1 ec:<(openssl ecparam -name prime256v1) serverAuth 202501010
 bad_cert RSA1024-1 rsa:1024 clientAuth 20250101000000Z 20350101000000Z sha256
 bad_cert SHA1-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha1
 bad_cert FINE-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
+SUBJ="/O=tunnelgate dev devices/serialNumber=SN-NOUDID" \
+  bad_cert NOUDID-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
+SAN="" bad_cert NOUSER-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
+SUBJ="/O=tunnelgate dev devices/CN=BAD UDID;rm -rf/serialNumber=SN-BADID" \
+  bad_cert BADID-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
+# A CRL of the dev CA whose nextUpdate has passed (tls.stale_crl defaults to refuse).
+openssl ca -gencrl -config x/ca.cnf -cert ca/ca.pem -keyfile ca/ca.key -md sha256 \
+  -crl_lastupdate 20200101000000Z -crl_nextupdate 20200102000000Z -out x/stale-crl.pem 2>/dev/null ||
+  { echo "openssl ca -gencrl failed"; exit 1; }
 
 # ---- the UEM (uem-sim) ------------------------------------------------------------------------
 device() {  # device UDID
@@ -115,7 +128,8 @@ admin: {listen: "127.0.0.1:$admin_port"}
 log: {format: json}
 EOF
 ${TUNNELGATE_WRAPPER:-} "$bin/tunnelgate" gateway.yaml >gw.out 2>&1 &
-pids+=($!)
+gw_pid=$!
+pids+=($gw_pid)
 wait_for 10 grep -q '"event":"started"' gw.out || { echo "gateway did not start"; cat gw.out; exit 1; }
 
 # ---- admitted through the UEM ---------------------------------------------------------------
@@ -139,7 +153,8 @@ CipherString = DEFAULT:@SECLEVEL=0
 EOF
 weak=(--proxy-ciphers 'DEFAULT:@SECLEVEL=0')
 export OPENSSL_CONF=$work/x/weak-client.cnf
-for pair in EXPIRED-1:expired FUTURE-1:not_yet_valid SERVEREKU-1:bad_eku RSA1024-1:weak_key SHA1-1:weak_signature; do
+for pair in EXPIRED-1:expired FUTURE-1:not_yet_valid SERVEREKU-1:bad_eku RSA1024-1:weak_key \
+  SHA1-1:weak_signature NOUDID-1:no_udid NOUSER-1:no_user BADID-1:bad_identity_value; do
   dev=${pair%%:*} reason=${pair#*:}
   run gw_curl "$dev" "${weak[@]}" "http://127.0.0.1:$echo_port/"
   check "$dev: handshake refused" test "$rc" -ne 0
@@ -148,6 +163,18 @@ for pair in EXPIRED-1:expired FUTURE-1:not_yet_valid SERVEREKU-1:bad_eku RSA1024
   check "$dev: never reached admission" bash -c "! grep -Eq '\"event\":\"(admitted|refused)\",\"udid\":\"$dev\"' gw.out"
 done
 unset OPENSSL_CONF
+check "the identity text of a refused certificate is not logged raw" bash -c "! grep -q 'rm -rf' gw.out"
+
+# A stale CRL (past nextUpdate): every device is refused until a fresh CRL arrives.
+sed -i 's|crl: \[ca/crl.pem\]|crl: [x/stale-crl.pem]|' gateway.yaml
+kill -HUP "$gw_pid"
+stale_refused() { ! gw_curl GOOD-1 "http://127.0.0.1:$echo_port/" >/dev/null 2>&1; }
+check "stale CRL after SIGHUP: even a good device is refused" wait_for 5 stale_refused
+check "counted as crl_expired" metric_at_least 'tunnelgate_handshakes_total{result="refused",reason="crl_expired"}' 1
+sed -i 's|crl: \[x/stale-crl.pem\]|crl: [ca/crl.pem]|' gateway.yaml
+kill -HUP "$gw_pid"
+fresh_ok() { [ "$(gw_curl GOOD-1 "http://127.0.0.1:$echo_port/" 2>/dev/null)" = "peer=127.0.0.2" ]; }
+check "fresh CRL after SIGHUP: admitted again" wait_for 5 fresh_ok
 
 # ---- re-check after the TTL, without any webhook --------------------------------------------
 gw_curl RECHECK-1 "http://127.0.0.1:$echo_port/slow?ms=20000" >recheck.out 2>&1 &
