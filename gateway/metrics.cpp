@@ -72,6 +72,12 @@ std::string metrics::render() const {
   gauge("tunnelgate_active_connections", "Open device TLS connections", active_connections.load());
   gauge("tunnelgate_active_sessions", "Admitted device sessions", active_sessions.load());
   gauge("tunnelgate_active_tunnels", "Open tunnels", active_tunnels.load());
+  out +=
+      "# HELP tunnelgate_uem_devices_forgotten_total Devices dropped from the compliance cache "
+      "after a positive TTL without sessions\n"
+      "# TYPE tunnelgate_uem_devices_forgotten_total counter\n"
+      "tunnelgate_uem_devices_forgotten_total " +
+      std::to_string(devices_forgotten.load()) + "\n";
   return out;
 }
 

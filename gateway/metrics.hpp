@@ -53,6 +53,7 @@ struct metrics {
   std::atomic<std::int64_t> active_sessions{0};
   std::atomic<std::int64_t> active_tunnels{0};
   std::atomic<std::int64_t> active_connections{0};
+  std::atomic<std::uint64_t> devices_forgotten{0};  ///< idle devices dropped from the UEM cache
 
   std::string render() const;
 };

@@ -7,13 +7,51 @@ bool session_registry::add(const std::shared_ptr<session_entry>& e, std::size_t 
   if (by_device_.count(e->info.udid) >= max_per_device) return false;
   by_id_.emplace(e->info.id, e);
   by_device_.emplace(e->info.udid, e->info.id);
+  ++devices_[e->info.udid].sessions;
   return true;
+}
+
+void session_registry::touch(device_state& d) const {
+  if (d.sessions == 0 && d.admissions == 0) d.idle_since = std::chrono::steady_clock::now();
+}
+
+void session_registry::begin_admission(const std::string& udid) {
+  std::lock_guard lock(mutex_);
+  ++devices_[udid].admissions;
+}
+
+void session_registry::end_admission(const std::string& udid) {
+  std::lock_guard lock(mutex_);
+  auto& d = devices_[udid];
+  if (d.admissions > 0) --d.admissions;
+  touch(d);
+}
+
+std::size_t session_registry::sweep_idle(std::chrono::steady_clock::duration idle,
+                                         const std::function<void(const std::string&)>& forget) {
+  std::lock_guard lock(mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  std::size_t n = 0;
+  for (auto it = devices_.begin(); it != devices_.end();) {
+    const auto& d = it->second;
+    if (d.sessions == 0 && d.admissions == 0 && now - d.idle_since >= idle) {
+      forget(it->first);
+      it = devices_.erase(it);
+      ++n;
+    } else {
+      ++it;
+    }
+  }
+  return n;
 }
 
 void session_registry::remove(std::uint64_t id) {
   std::lock_guard lock(mutex_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return;
+  auto& dev = devices_[it->second->info.udid];
+  if (dev.sessions > 0) --dev.sessions;
+  touch(dev);
   auto [first, last] = by_device_.equal_range(it->second->info.udid);
   for (auto d = first; d != last; ++d) {
     if (d->second == id) {

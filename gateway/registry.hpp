@@ -61,12 +61,30 @@ class session_registry {
   /// Udids with live sessions (for re-checks).
   std::vector<std::string> devices() const;
 
+  /// A device's admission is in progress (from before its compliance lookup until add() or
+  /// the refusal). While one is, the device is never idle: forgetting its cached decision
+  /// then could leave a session that is about to start without background re-checks.
+  void begin_admission(const std::string& udid);
+  void end_admission(const std::string& udid);
+  /// Calls `forget(udid)` for every device that has had no session and no admission for at
+  /// least `idle`, and stops tracking it. `forget` runs under the registry lock (so no admission
+  /// can start meanwhile) and must be quick and must not call back into the registry.
+  std::size_t sweep_idle(std::chrono::steady_clock::duration idle,
+                         const std::function<void(const std::string&)>& forget);
+
  private:
+  struct device_state {
+    int sessions = 0;
+    int admissions = 0;
+    std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
+  };
+  void touch(device_state& d) const;
   static void post_kill(const std::shared_ptr<session_entry>& e, const std::string& reason);
 
   mutable std::mutex mutex_;
   std::map<std::uint64_t, std::shared_ptr<session_entry>> by_id_;
   std::multimap<std::string, std::uint64_t> by_device_;
+  std::map<std::string, device_state> devices_;  ///< every device seen since its last sweep
   std::atomic<std::uint64_t> next_id_{0};
 };
 

@@ -159,6 +159,7 @@ class daemon {
       st_->log->event(spdlog::level::info, "admin_listening",
                       {{"address", endpoint_text(admin_->local_endpoint())}});
     }
+    forget_after_ = uem_cfg.cache.positive_ttl;
     try {
       uem_ = uem::service::create(uem_cfg);
     } catch (const std::system_error& e) {
@@ -232,6 +233,12 @@ class daemon {
     files_timer_->expires_after(std::chrono::seconds(2));
     files_timer_->async_wait([this](const boost::system::error_code& ec) {
       if (ec || st_->stopping) return;
+      // Devices without sessions for a whole positive TTL leave the UEM cache, so its
+      // background refresh costs UEM requests only for devices that are (recently) connected.
+      const auto n = st_->registry.sweep_idle(forget_after_, [this](const std::string& udid) {
+        uem_->forget(uem::device_key::udid(udid));
+      });
+      st_->stats.devices_forgotten += n;
       if (auto rt = st_->current()) {
         const auto r = rt->trust->reload_if_changed();
         if (r.changed) {
@@ -316,6 +323,7 @@ class daemon {
   std::unique_ptr<tcp::acceptor> admin_;
   std::vector<tcp::endpoint> own_;
   std::shared_ptr<uem::service> uem_;
+  std::chrono::steady_clock::duration forget_after_{};  ///< uem positive TTL at start
   std::unique_ptr<net::signal_set> signals_;
   std::unique_ptr<net::steady_timer> files_timer_;
   std::unique_ptr<net::steady_timer> drain_timer_;

@@ -62,13 +62,17 @@ class connection {
     boost::system::error_code ec;
     peer_ = tls_.next_layer().remote_endpoint(ec);
     if (!co_await handshake()) co_return;
+    st_->registry.begin_admission(identity_.udid);
     admission adm = co_await admit();
     if (!adm.admitted) {
+      st_->registry.end_admission(identity_.udid);
       co_await refuse_first_request(adm);
       co_return;
     }
     platform_ = *adm.platform;
-    if (!register_session()) {
+    const bool registered = register_session();
+    st_->registry.end_admission(identity_.udid);
+    if (!registered) {
       // Reuse `adm` rather than a block-scoped local: GCC 12 destroyed a block-scoped object
       // twice when the block ended in co_return after a co_await (seen as a double free).
       adm.reason = "session-limit";

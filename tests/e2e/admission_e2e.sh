@@ -138,6 +138,17 @@ expect_out "compliant in the UEM: tunnel from the egress address" "peer=127.0.0.
 run gw_curl FINE-1 "http://127.0.0.1:$echo_port/"
 expect_out "an openssl-made certificate that passes every check is admitted (control)" "peer=127.0.0.2"
 
+# ---- idle devices leave the UEM cache: no background refresh for devices not connected --------
+uem_total() { sim GET /_sim/stats | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).total))'; }
+check "both idle devices forgotten after the 1 s TTL" wait_for 6 metric_at_least tunnelgate_uem_devices_forgotten_total 2
+before=$(uem_total)
+sleep 2.5
+after=$(uem_total)
+check "no UEM requests for forgotten devices ($before -> $after over 2.5 s, TTL 1 s)" test "$after" = "$before"
+run gw_curl GOOD-1 "http://127.0.0.1:$echo_port/"
+expect_out "a forgotten device is simply looked up again" "peer=127.0.0.2"
+check "... with a fresh UEM request" test "$(uem_total)" -gt "$after"
+
 # ---- certauth refusals over a real handshake -------------------------------------------------
 # The client runs at OpenSSL security level 0 so that it is willing to present the weak
 # certificates at all (Debian's default level 2 refuses to load them); the gateway must still

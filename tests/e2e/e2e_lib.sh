@@ -55,7 +55,7 @@ status_of() {
   shift 2
   gw_curl "$dev" -v "$@" "$url" 2>&1 >/dev/null | sed -n 's/^< HTTP\/1.1 \([0-9]*\).*/\1/p' | head -1
 }
-metric() { curl -s "http://127.0.0.1:$admin_port/metrics" | grep -F "$1 " | awk '{print $2}'; }
+metric() { curl -s "http://127.0.0.1:$admin_port/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
 metric_is() { [ "$(metric "$1")" = "$2" ]; }
 metric_at_least() { local v; v=$(metric "$1"); [ -n "$v" ] && [ "$v" -ge "$2" ]; }
 session_up() {  # session_up UDID PORT : the admin API lists a tunnel of UDID to 127.0.0.1:PORT
