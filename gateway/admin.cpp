@@ -89,7 +89,9 @@ http::response<http::string_body> route(shared_state& st,
     return reply(ready ? 200 : 503, std::move(text), "text/plain", ka);
   }
   if (method == http::verb::get && target == "/metrics") {
-    return reply(200, st.stats.render() + (st.idp ? st.idp->render_metrics() : std::string()),
+    return reply(200,
+                 st.stats.render() + (st.comp ? st.comp->render_metrics() : std::string()) +
+                     (st.idp ? st.idp->render_metrics() : std::string()),
                  "text/plain; version=0.0.4", ka);
   }
   if (method == http::verb::get && target == "/api/v1/sessions") {

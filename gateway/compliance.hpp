@@ -31,6 +31,8 @@ class compliance {
       std::function<void(const std::string& udid, const std::string& reason)> f) = 0;
   /// True once the source has loaded (for /readyz).
   virtual bool ready() const = 0;
+  /// The source's own counters in Prometheus text format (webhook events, UEM requests).
+  virtual std::string render_metrics() const { return {}; }
 };
 
 }  // namespace tunnelgate::gateway

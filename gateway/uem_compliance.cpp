@@ -47,6 +47,31 @@ class uem_compliance final : public compliance {
 
   bool ready() const override { return true; }
 
+  std::string render_metrics() const override {
+    const auto s = svc_->stats();
+    std::string out;
+    const auto counter = [&out](const char* name, const char* help, const std::string& labels,
+                                std::uint64_t v, bool header) {
+      if (header) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+      }
+      out += std::string(name) + labels + " " + std::to_string(v) + "\n";
+    };
+    counter("tunnelgate_uem_webhook_events_total",
+            "UEM webhook events, by result (accepted, duplicate, rejected)",
+            "{result=\"accepted\"}", s.webhook_events, true);
+    counter("tunnelgate_uem_webhook_events_total", "", "{result=\"duplicate\"}",
+            s.webhook_duplicates, false);
+    counter("tunnelgate_uem_webhook_events_total", "", "{result=\"rejected\"}", s.webhook_rejected,
+            false);
+    counter("tunnelgate_uem_requests_total",
+            "Requests to the UEM (or inventory reads), cache misses and refreshes", "", s.fetches,
+            true);
+    counter("tunnelgate_uem_cache_hits_total", "Compliance answers from the cache", "",
+            s.cache_hits, true);
+    return out;
+  }
+
  private:
   // Declared so that the subscription is released first: the callback must never run on a
   // half-destroyed object.

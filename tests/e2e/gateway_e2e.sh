@@ -182,6 +182,8 @@ run curl -s -o /dev/null -w '%{http_code}' -u uem:hook-password -H 'Content-Type
   -d '{"EventId":9001,"EventType":"Compliance Status Changed","DeviceId":4242,"Udid":"HOOK-1","SerialNumber":"SN-H","ComplianceStatus":"NonCompliant","CompromisedStatus":"false","EventTime":"2026-11-29T00:00:00.0000000Z"}' \
   "http://127.0.0.1:$hook_port/"
 check "webhook accepted" test "$out" -ge 200 -a "$out" -lt 300
+check "webhook event counted" metric_at_least 'tunnelgate_uem_webhook_events_total{result="accepted"}' 1
+check "webhook without credentials counted as rejected" metric_at_least 'tunnelgate_uem_webhook_events_total{result="rejected"}' 1
 wait "$hook_curl"
 t1=$(date +%s%N)
 check "tunnel torn down within 1 s of the compliance change" test $(((t1 - t0) / 1000000)) -lt 1000
