@@ -7,8 +7,11 @@
 #include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <map>
+#include <optional>
 
 #include "gateway/admin.hpp"
+#include "gateway/target.hpp"
 #include "gateway/watchdog.hpp"
 
 namespace tunnelgate::gateway {
@@ -67,6 +70,103 @@ std::string readiness(const shared_state& st, bool& ready) {
   return (ready ? "ready\n" : "not ready: " + missing + "\n") + idp;
 }
 
+/// The query string's parameters, percent-decoded ('+' is a space). nullopt for a malformed
+/// escape or a repeated key (ambiguous: refused rather than guessed).
+std::optional<std::map<std::string, std::string>> query_params(std::string_view q) {
+  std::map<std::string, std::string> out;
+  auto decode = [](std::string_view in, std::string& to) {
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      if (in[i] == '+') {
+        to += ' ';
+      } else if (in[i] == '%') {
+        unsigned v = 0;
+        if (in.size() - i < 3) return false;
+        const auto [end, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
+        if (ec != std::errc() || end != in.data() + i + 3) return false;
+        to += static_cast<char>(v);
+        i += 2;
+      } else {
+        to += in[i];
+      }
+    }
+    return true;
+  };
+  while (!q.empty()) {
+    const auto amp = q.find('&');
+    const auto pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    std::string key;
+    std::string value;
+    if (!decode(pair.substr(0, eq), key)) return std::nullopt;
+    if (eq != std::string_view::npos && !decode(pair.substr(eq + 1), value)) return std::nullopt;
+    if (!out.emplace(std::move(key), std::move(value)).second) return std::nullopt;
+  }
+  return out;
+}
+
+/// GET /api/v1/dtr/eval?platform=P&destination=HOST:PORT[&app=ID]: the decision the running
+/// rules make, in the shape of `tunnelctl dtr eval --json`.
+http::response<http::string_body> dtr_eval(const shared_state& st, std::string_view query,
+                                           bool ka) {
+  const auto params = query_params(query);
+  if (!params) {
+    return json_reply(400, {{"error", "malformed query string (bad %-escape or a repeated key)"}},
+                      ka);
+  }
+  for (const auto& [k, v] : *params) {
+    if (k != "platform" && k != "destination" && k != "app") {
+      return json_reply(400,
+                        {{"error", "unknown parameter '" + k +
+                                       "'; expected platform, "
+                                       "destination and optionally app"}},
+                        ka);
+    }
+  }
+  const auto get = [&](const char* k) {
+    auto it = params->find(k);
+    return it == params->end() ? std::string() : it->second;
+  };
+  const auto plat_text = get("platform");
+  const auto plat = dtr::parse_platform(plat_text);
+  if (!plat) {
+    return json_reply(
+        400, {{"error", "platform must be one of ios, android, macos, windows, linux"}}, ka);
+  }
+  connect_target t;
+  if (const auto e = parse_connect_target(get("destination"), t); e != target_error::ok) {
+    return json_reply(400,
+                      {{"error", "destination must be HOST:PORT ([IPv6]:PORT), port 1-65535 (" +
+                                     std::string(to_string(e)) + ")"}},
+                      ka);
+  }
+  const auto app = get("app");
+  const auto rt = st.current();
+  if (!rt || !rt->cfg->rules) return json_reply(503, {{"error", "no rules loaded"}}, ka);
+  const auto d = rt->cfg->rules->evaluate({t.host, t.port, *plat, app});
+  nlohmann::ordered_json j;
+  j["action"] = d.refused() ? "refused" : std::string(dtr::to_string(d.act));
+  if (d.refused()) j["reason"] = d.refusal;
+  if (d.proxy) {
+    j["proxy"] = d.proxy->name;
+    j["proxy_url"] = d.proxy->url;
+  }
+  j["set"] = d.set ? nlohmann::ordered_json(d.set->name) : nlohmann::ordered_json(nullptr);
+  j["rank"] = d.set == nullptr ? nlohmann::ordered_json(nullptr)
+              : d.rank == 0    ? nlohmann::ordered_json("default")
+                               : nlohmann::ordered_json(d.rank);
+  j["line"] = d.set ? nlohmann::ordered_json(d.line) : nlohmann::ordered_json(nullptr);
+  j["destination"] =
+      d.matched ? nlohmann::ordered_json(d.matched->text()) : nlohmann::ordered_json(nullptr);
+  j["host"] = t.host;
+  j["port"] = t.port;
+  j["platform"] = plat_text;
+  j["app"] = app;
+  j["rules"] = rt->cfg->dtr_file.string();
+  return reply(200, j.dump() + "\n", "application/json", ka);
+}
+
 http::response<http::string_body> route(shared_state& st,
                                         const http::request<http::empty_body>& req) {
   const bool ka = req.keep_alive();
@@ -117,6 +217,12 @@ http::response<http::string_body> route(shared_state& st,
     body["sessions"] = std::move(arr);
     return reply(200, body.dump() + "\n", "application/json", ka);
   }
+  constexpr std::string_view eval_path = "/api/v1/dtr/eval";
+  if (method == http::verb::get &&
+      (target == eval_path || target.starts_with(std::string(eval_path) + "?"))) {
+    return dtr_eval(
+        st, std::string_view(target).substr(std::min(target.size(), eval_path.size() + 1)), ka);
+  }
   constexpr std::string_view sessions_prefix = "/api/v1/sessions/";
   constexpr std::string_view devices_prefix = "/api/v1/devices/";
   if (method == http::verb::delete_ && target.starts_with(sessions_prefix)) {
@@ -145,6 +251,7 @@ http::response<http::string_body> route(shared_state& st,
                     {{"error", "no such endpoint"},
                      {"endpoints",
                       {"GET /healthz", "GET /readyz", "GET /metrics", "GET /api/v1/sessions",
+                       "GET /api/v1/dtr/eval?platform=P&destination=HOST:PORT[&app=ID]",
                        "DELETE /api/v1/sessions/{id}", "DELETE /api/v1/devices/{udid}/sessions"}}},
                     ka);
 }

@@ -170,6 +170,23 @@ check "that session ends" wait_for 2 bash -c "! kill -0 $kill_curl 2>/dev/null"
 run curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$admin_port/api/v1/sessions/999999"
 expect_out "DELETE unknown session -> 404" 404
 
+# ---- admin: the running rules' decision -----------------------------------------------------
+eval_api() { curl -s -G "http://127.0.0.1:$admin_port/api/v1/dtr/eval" "$@"; }
+run eval_api --data-urlencode platform=ios --data-urlencode destination=x.bypass.test:443
+expect_out_has "dtr/eval: bypass with its rule set and rank" '"action":"bypass","set":"ios","rank":2'
+run eval_api --data-urlencode platform=ios --data-urlencode app=com.example.proxied --data-urlencode "destination=127.0.0.1:$echo_port"
+expect_out_has "dtr/eval: per-app proxy rule" '"action":"proxy","proxy":"upstream"'
+run eval_api --data-urlencode platform=android --data-urlencode destination=127.0.0.1:443
+expect_out_has "dtr/eval: no rule set" '"action":"refused","reason":"no-rule-set"'
+run eval_api --data-urlencode platform=ios --data-urlencode 'destination=[2001:db8::1]:443'
+expect_out_has "dtr/eval: IPv6 destination falls to the default" '"action":"block","set":"ios","rank":"default"'
+run curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/api/v1/dtr/eval?platform=ios&destination=nohost"
+expect_out "dtr/eval without a port -> 400" 400
+run curl -s "http://127.0.0.1:$admin_port/api/v1/dtr/eval?platform=beos&destination=a.test:443"
+expect_out_has "dtr/eval: unknown platform named" "platform must be one of"
+run curl -s "http://127.0.0.1:$admin_port/api/v1/dtr/eval?platform=ios&platform=android&destination=a.test:443"
+expect_out_has "dtr/eval: a repeated key is refused" "repeated key"
+
 # ---- live revocation: UEM webhook ------------------------------------------------------------
 gw_curl HOOK-1 "http://127.0.0.1:$echo_port/slow?ms=20000" >hook.out 2>&1 &
 hook_curl=$!
