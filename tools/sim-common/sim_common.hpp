@@ -2,7 +2,7 @@
 // keep-alive, body limit, read timeouts), the /_sim/stats and /_sim/faults admin endpoints, the
 // port file, small JSON/form/time helpers, IPv4/IPv6 CIDR and RANGE containment, and atomic
 // file writes. It links nothing of ours, so the production clients are tested against an
-// independent implementation. uem-sim predates it and keeps its own copy.
+// independent implementation. uem-sim uses its small helpers too.
 #pragma once
 
 #include <utility>  // before Asio (STYLE P1)

@@ -3,24 +3,21 @@
 // webhook as the UEM would. See docs/uem-sim.md. Single-threaded: one io_context.
 #include <utility>  // before Asio (STYLE P1)
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/program_options.hpp>
-#include <charconv>
+
 #include <chrono>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
+
+#include "sim-common/sim_common.hpp"
 
 namespace {
 
@@ -36,21 +33,6 @@ using response = http::response<http::string_body>;
 
 constexpr auto io_timeout = std::chrono::seconds(30);
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string read_secret(const std::string& path) {
-  auto s = read_file(path);
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
-    s.pop_back();
-  return s;
-}
-
 std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out)
@@ -58,73 +40,9 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-std::string b64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::string random_hex(std::size_t bytes) {
-  std::string raw(bytes, '\0');
-  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out += hex[c >> 4];
-    out += hex[c & 15];
-  }
-  return out;
-}
-
-std::string url_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      unsigned v = 0;
-      std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-      out += static_cast<char>(v);
-      i += 2;
-    } else if (s[i] == '+') {
-      out += ' ';
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> parse_query(std::string_view q) {
-  std::map<std::string, std::string> out;
-  while (!q.empty()) {
-    const auto amp = q.find('&');
-    const auto part = q.substr(0, amp);
-    const auto eq = part.find('=');
-    out[url_decode(part.substr(0, eq))] =
-        eq == std::string_view::npos ? std::string() : url_decode(part.substr(eq + 1));
-    if (amp == std::string_view::npos) break;
-    q.remove_prefix(amp + 1);
-  }
-  return out;
-}
-
 /// EventTime as the current UEM sends it: ISO-8601 UTC with 7 fractional digits.
 std::string event_time() {
-  const auto now = std::chrono::system_clock::now();
-  const auto secs = std::chrono::system_clock::to_time_t(now);
-  const auto ticks =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() %
-      1000000000 / 100;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm) == 0) buf[0] = '\0';
-  char frac[16];
-  if (std::snprintf(frac, sizeof frac, ".%07lld", static_cast<long long>(ticks)) < 0)
-    frac[0] = '\0';
-  return std::string(buf) + frac + "Z";
+  return sim::iso_now(7);
 }
 
 struct options {
@@ -239,7 +157,7 @@ class simulator : public std::enable_shared_from_this<simulator> {
   }
 
   void load_inventory() {
-    const auto j = json::parse(read_file(opt_.inventory));
+    const auto j = json::parse(sim::read_file(opt_.inventory));
     const json& list = j.is_object() && j.contains("Devices") ? j["Devices"] : j;
     if (!list.is_array()) throw std::runtime_error("inventory must be a JSON array of devices");
     devices_ = list.get<std::vector<json>>();
@@ -367,12 +285,12 @@ class simulator : public std::enable_shared_from_this<simulator> {
 
   response token(const request& req) {
     if (req.method() != http::verb::post) return reply(405, {{"error", "invalid_request"}});
-    auto form = parse_query(req.body());
+    auto form = sim::parse_form(req.body());
     if (auto it = req.find(http::field::authorization); it != req.end()) {
       // client_secret_basic is accepted too
       const std::string v(it->value());
       if (v.rfind("Basic ", 0) == 0) {
-        const auto want = b64(opt_.client_id + ":" + opt_.client_secret);
+        const auto want = sim::base64(opt_.client_id + ":" + opt_.client_secret);
         if (v.substr(6) == want) {
           form["client_id"] = opt_.client_id;
           form["client_secret"] = opt_.client_secret;
@@ -386,7 +304,7 @@ class simulator : public std::enable_shared_from_this<simulator> {
         form["client_secret"] != opt_.client_secret) {
       return reply(401, {{"error", "invalid_client"}});
     }
-    auto tok = random_hex(24);
+    auto tok = sim::random_hex(24);
     tokens_[tok] = std::chrono::steady_clock::now() + std::chrono::seconds(opt_.token_ttl);
     return reply(200, {{"access_token", tok},
                        {"token_type", "Bearer"},
@@ -404,7 +322,7 @@ class simulator : public std::enable_shared_from_this<simulator> {
     const std::string v(a->value());
     if (v.rfind("Basic ", 0) == 0) {
       return !opt_.basic_user.empty() &&
-             v.substr(6) == b64(opt_.basic_user + ":" + opt_.basic_password);
+             v.substr(6) == sim::base64(opt_.basic_user + ":" + opt_.basic_password);
     }
     if (v.rfind("Bearer ", 0) == 0) {
       const auto it = tokens_.find(v.substr(7));
@@ -426,7 +344,7 @@ class simulator : public std::enable_shared_from_this<simulator> {
     if (req.method() != http::verb::get) return reply(405, {{"message", "method not allowed"}});
     json* dev = nullptr;
     if (path == "/API/mdm/devices") {
-      auto qs = parse_query(query);
+      auto qs = sim::parse_form(query);
       const auto by = lower(qs["searchby"]);
       const std::string field = by == "udid"           ? "Udid"
                                 : by == "serialnumber" ? "SerialNumber"
@@ -487,7 +405,7 @@ class simulator : public std::enable_shared_from_this<simulator> {
       co_return reply(200, {{"webhook", {{"status", status}, {"event", last_event_}}}});
     }
     if (path.rfind("/_sim/devices/", 0) == 0) {
-      const auto udid = url_decode(path.substr(14));
+      const auto udid = sim::url_decode(path.substr(14));
       json* dev = find_device("Udid", udid);
       if (req.method() == http::verb::get) {
         if (dev == nullptr) co_return reply(404, {{"error", "no such device"}});
@@ -582,7 +500,7 @@ class simulator : public std::enable_shared_from_this<simulator> {
     req.set(http::field::content_type, "application/json");
     if (!opt_.webhook_user.empty()) {
       req.set(http::field::authorization,
-              "Basic " + b64(opt_.webhook_user + ":" + opt_.webhook_password));
+              "Basic " + sim::base64(opt_.webhook_user + ":" + opt_.webhook_password));
     }
     req.body() = ev.dump();
     req.prepare_payload();
@@ -663,10 +581,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     po::notify(vm);
-    if (!tenant_file.empty()) o.tenant_code = read_secret(tenant_file);
-    if (!basic_pw_file.empty()) o.basic_password = read_secret(basic_pw_file);
-    if (!secret_file.empty()) o.client_secret = read_secret(secret_file);
-    if (!webhook_pw_file.empty()) o.webhook_password = read_secret(webhook_pw_file);
+    if (!tenant_file.empty()) o.tenant_code = sim::read_secret(tenant_file);
+    if (!basic_pw_file.empty()) o.basic_password = sim::read_secret(basic_pw_file);
+    if (!secret_file.empty()) o.client_secret = sim::read_secret(secret_file);
+    if (!webhook_pw_file.empty()) o.webhook_password = sim::read_secret(webhook_pw_file);
     if (!o.webhook_url.empty()) (void)parse_url(o.webhook_url);
 
     net::io_context ioc(1);
