@@ -278,6 +278,12 @@ std::string to_pac(const policy& p, platform plat, std::string_view gateway,
 /// proxies they use.
 std::string to_profile_json(const policy& p, platform plat);
 
+/// The decision `d` for flow `f` as one JSON object, the shape of `tunnelctl dtr eval --json`
+/// and the admin API's /api/v1/dtr/eval: action ("refused" with a reason), proxy and proxy_url,
+/// set, rank ("default" for the set's default), line, destination (the pattern that matched),
+/// host, port, platform, app.
+std::string decision_json(const decision& d, const flow& f);
+
 }  // namespace tunnelgate::dtr
 
 template <>

@@ -222,4 +222,23 @@ std::string to_profile_json(const policy& p, platform plat) {
   return out.dump(2) + "\n";
 }
 
+std::string decision_json(const decision& d, const flow& f) {
+  ojson j;
+  j["action"] = d.refused() ? "refused" : std::string(to_string(d.act));
+  if (d.refused()) j["reason"] = d.refusal;
+  if (d.proxy) {
+    j["proxy"] = d.proxy->name;
+    j["proxy_url"] = d.proxy->url;
+  }
+  j["set"] = d.set ? ojson(d.set->name) : ojson(nullptr);
+  j["rank"] = d.set == nullptr ? ojson(nullptr) : d.rank == 0 ? ojson("default") : ojson(d.rank);
+  j["line"] = d.set ? ojson(d.line) : ojson(nullptr);
+  j["destination"] = d.matched ? ojson(d.matched->text()) : ojson(nullptr);
+  j["host"] = std::string(f.host);
+  j["port"] = f.port;
+  j["platform"] = std::string(to_string(f.plat));
+  j["app"] = std::string(f.app);
+  return j.dump();
+}
+
 }  // namespace tunnelgate::dtr

@@ -144,27 +144,9 @@ http::response<http::string_body> dtr_eval(const shared_state& st, std::string_v
   const auto app = get("app");
   const auto rt = st.current();
   if (!rt || !rt->cfg->rules) return json_reply(503, {{"error", "no rules loaded"}}, ka);
-  const auto d = rt->cfg->rules->evaluate({t.host, t.port, *plat, app});
-  nlohmann::ordered_json j;
-  j["action"] = d.refused() ? "refused" : std::string(dtr::to_string(d.act));
-  if (d.refused()) j["reason"] = d.refusal;
-  if (d.proxy) {
-    j["proxy"] = d.proxy->name;
-    j["proxy_url"] = d.proxy->url;
-  }
-  j["set"] = d.set ? nlohmann::ordered_json(d.set->name) : nlohmann::ordered_json(nullptr);
-  j["rank"] = d.set == nullptr ? nlohmann::ordered_json(nullptr)
-              : d.rank == 0    ? nlohmann::ordered_json("default")
-                               : nlohmann::ordered_json(d.rank);
-  j["line"] = d.set ? nlohmann::ordered_json(d.line) : nlohmann::ordered_json(nullptr);
-  j["destination"] =
-      d.matched ? nlohmann::ordered_json(d.matched->text()) : nlohmann::ordered_json(nullptr);
-  j["host"] = t.host;
-  j["port"] = t.port;
-  j["platform"] = plat_text;
-  j["app"] = app;
-  j["rules"] = rt->cfg->dtr_file.string();
-  return reply(200, j.dump() + "\n", "application/json", ka);
+  const dtr::flow f{t.host, t.port, *plat, app};
+  return reply(200, dtr::decision_json(rt->cfg->rules->evaluate(f), f) + "\n", "application/json",
+               ka);
 }
 
 http::response<http::string_body> route(shared_state& st,

@@ -2,8 +2,6 @@
 #include <charconv>
 #include <iostream>
 
-#include <nlohmann/json.hpp>
-
 #include "commands.hpp"
 #include "dtr/dtr.hpp"
 
@@ -89,25 +87,7 @@ int cmd_eval(const args& a) {
   const auto d = policy->evaluate({host, port, p, app});
 
   if (json) {
-    nlohmann::ordered_json j;
-    j["action"] = d.refused() ? "refused" : std::string(dtr::to_string(d.act));
-    if (d.refused()) j["reason"] = d.refusal;
-    if (d.proxy) {
-      j["proxy"] = d.proxy->name;
-      j["proxy_url"] = d.proxy->url;
-    }
-    j["set"] = d.set ? nlohmann::ordered_json(d.set->name) : nlohmann::ordered_json(nullptr);
-    j["rank"] = d.set == nullptr ? nlohmann::ordered_json(nullptr)
-                : d.rank == 0    ? nlohmann::ordered_json("default")
-                                 : nlohmann::ordered_json(d.rank);
-    j["line"] = d.set ? nlohmann::ordered_json(d.line) : nlohmann::ordered_json(nullptr);
-    j["destination"] =
-        d.matched ? nlohmann::ordered_json(d.matched->text()) : nlohmann::ordered_json(nullptr);
-    j["host"] = host;
-    j["port"] = port;
-    j["platform"] = plat;
-    j["app"] = app;
-    std::cout << j.dump() << "\n";
+    std::cout << dtr::decision_json(d, {host, port, p, app}) << "\n";
     return exit_ok;
   }
   std::cout << action_word(d);
