@@ -37,7 +37,8 @@ namespace tunnelgate::certauth {
 // ---------------------------------------------------------------------------------------------
 
 /// The verdict on a certificate chain. Every value but `ok` is a refusal; the names (see
-/// to_string) are stable and reach logs, metrics and the client's error message.
+/// to_string) are stable and reach logs, metrics and the client's error message. New values are
+/// added at the end, so the numbers of the others stay the same.
 enum class reason : int {
   ok = 0,              ///< accepted; an identity was extracted
   no_certificate,      ///< the peer presented no certificate (or the input held none)
@@ -53,6 +54,7 @@ enum class reason : int {
   no_user,             ///< the field mapped to the user is absent
   bad_identity_value,  ///< a mapped value is too long, has bad characters or is ambiguous
   malformed,           ///< the input is not a parseable certificate
+  no_crl,              ///< CRLs required, and a chain certificate has no CRL of its issuer in scope
 };
 
 /// Stable lower-case name, e.g. "unknown_ca".
@@ -68,7 +70,8 @@ enum class errc : int {
   bad_ca_bundle,        ///< the CA bundle is empty, unparseable or holds a non-CA certificate
   incomplete_bundle,    ///< an intermediate's issuer is missing and partial chains are not allowed
   bad_crl,              ///< a CRL file is unparseable, unsupported or not signed by a bundle CA
-  bad_config,           ///< an invalid identity mapping or policy value
+  bad_config,           ///< an invalid identity mapping or policy value, or crl_required
+                        ///< without any CRL file
   bad_argument,         ///< an invalid argument to a dev_ca operation (udid, user, key size…)
   ca_exists,            ///< dev_ca::init on a directory that already holds a CA
   ca_not_found,         ///< dev_ca::open on a directory without a (valid) CA
@@ -165,6 +168,16 @@ struct trust_options {
   /// When true, any bundle certificate is a trust anchor and a chain may stop there; the CA
   /// above it (and its CRL) is then not consulted.
   bool allow_partial_chain = false;
+  /// Whether every certificate whose revocation is checked (the leaf and each intermediate;
+  /// not the trust anchor) must have a CRL of its issuer whose scope includes it. Without one
+  /// it is refused with reason::no_crl instead of being accepted unchecked: a CA added without
+  /// its CRL, a re-keyed CA, a CRL scoped to other certificates. Unset (the default) means
+  /// "required when `crls` is not empty"; use requires_crl() for the value that applies.
+  /// true with no CRL configured is refused at load (errc::bad_config): it refuses every device.
+  std::optional<bool> crl_required;
+
+  /// crl_required as it applies: its value when set, else whether any CRL is configured.
+  bool requires_crl() const noexcept { return crl_required.value_or(!crls.empty()); }
 };
 
 class trust_snapshot;  // immutable; defined in the library
@@ -174,7 +187,11 @@ struct trust_summary {
   std::size_t ca_count = 0;
   std::size_t crl_count = 0;
   std::chrono::system_clock::time_point loaded_at;
-  /// Load-time observations (e.g. a CRL already past nextUpdate).
+  /// trust_options::requires_crl() of the options it was loaded with.
+  bool crl_required = false;
+  /// Load-time observations, one log-safe sentence each, naming the CA or file: a CRL already
+  /// past nextUpdate or without one, each bundle CA that has no CRL (whether or not CRLs are
+  /// required), an expired CA certificate. Meant to be logged at every (re)load.
   std::vector<std::string> warnings;
 };
 
@@ -182,6 +199,9 @@ struct reload_result {
   bool changed = false;   ///< a new snapshot is in use
   std::error_code error;  ///< set when the files changed but could not be loaded
   std::string message;    ///< the error, naming the file; empty on success
+  /// When `changed`: the new snapshot's load warnings (its trust_summary::warnings), so the
+  /// caller can log them.
+  std::vector<std::string> warnings;
 };
 
 /// The CA bundle and CRLs as an immutable snapshot, replaced whole on reload.
@@ -192,7 +212,8 @@ struct reload_result {
 class trust_store {
  public:
   /// Loads the files; throws std::system_error (errc::file_unreadable, bad_ca_bundle,
-  /// incomplete_bundle, bad_crl) with a message naming the file and the fix.
+  /// incomplete_bundle, bad_crl, bad_config) with a message naming the file and the fix.
+  /// Log summary().warnings afterwards.
   explicit trust_store(trust_options options);
   ~trust_store();
   trust_store(const trust_store&) = delete;
@@ -227,8 +248,10 @@ class trust_store {
 // ---------------------------------------------------------------------------------------------
 
 /// An additional revocation source consulted after the CRL checks pass, for each certificate
-/// of the verified chain except the trust anchor. Implementations must be thread-safe and
-/// should answer from a cache (the verifier runs inside the TLS handshake).
+/// of the verified chain except the trust anchor. It does not stand in for a CRL: with
+/// trust_options::crl_required, a certificate without one is refused before it is consulted.
+/// Implementations must be thread-safe and should answer from a cache (the verifier runs
+/// inside the TLS handshake).
 class revocation_checker {
  public:
   struct verdict {
@@ -266,7 +289,8 @@ struct verify_policy {
 ///
 /// Order of checks, first failure wins: no_certificate, malformed, unknown_ca (chain building,
 /// issuer basic constraints), weak_key, weak_signature, expired / not_yet_valid, revoked,
-/// crl_expired, revocation_checker, bad_eku, no_udid, no_user, bad_identity_value.
+/// no_crl, crl_expired, revocation_checker, bad_eku (the leaf, then the CAs' extendedKeyUsage),
+/// no_udid, no_user, bad_identity_value. Each refusal carries exactly one of these codes.
 class verifier {
  public:
   /// Throws std::system_error(errc::bad_config) for an invalid mapping or policy.

@@ -17,7 +17,7 @@ struct reason_info {
 
 // One row per reason, in enum order; the texts are what `tunnelctl cert inspect` and the
 // administrator documentation (docs/certauth.md) say, so keep them in step.
-constexpr std::array<reason_info, 14> reasons{{
+constexpr std::array<reason_info, 15> reasons{{
     {reason::ok, "ok", "the certificate chain is valid and names a device"},
     {reason::no_certificate, "no_certificate",
      "no client certificate was presented; install the device certificate (VPN profile) on the "
@@ -54,7 +54,21 @@ constexpr std::array<reason_info, 14> reasons{{
      "an identity value is too long, has characters outside the allowed set, or is ambiguous; fix "
      "the UEM certificate template"},
     {reason::malformed, "malformed", "the input is not a well-formed X.509 certificate"},
+    {reason::no_crl, "no_crl",
+     "CRLs are required and no configured CRL of the issuing CA covers the certificate (or an "
+     "intermediate); add that CA's CRL to the CRL files, or turn the CRL requirement off if its "
+     "devices may go without a revocation check"},
 }};
+
+// A table row per reason, each at its enum value: a new reason without a row (or a row out of
+// place) fails the build rather than printing "unknown" in logs.
+constexpr bool rows_in_enum_order() {
+  for (std::size_t i = 0; i < reasons.size(); ++i) {
+    if (static_cast<std::size_t>(reasons[i].code) != i) return false;
+  }
+  return static_cast<std::size_t>(reason::no_crl) + 1 == reasons.size();
+}
+static_assert(rows_in_enum_order(), "certauth::reason and its table are out of step");
 
 const reason_info* find(reason r) noexcept {
   const auto i = static_cast<std::size_t>(r);

@@ -21,6 +21,14 @@ bool is_weak_digest(int mdnid) {
          mdnid == NID_md5_sha1 || mdnid == NID_mdc2;
 }
 
+// One CA for revocation purposes: the same subject and key. Covers the peer's copy of a bundle
+// certificate and a CA renewed with its old key (the CRLs it signs verify under both).
+bool same_ca(X509* a, X509* b) {
+  if (a == b) return true;
+  return X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0 &&
+         EVP_PKEY_eq(X509_get0_pubkey(a), X509_get0_pubkey(b)) == 1;
+}
+
 std::vector<ossl::x509_ptr> load_bundle(const std::filesystem::path& path) {
   const std::string data = detail::read_file(path, "CA bundle");
   auto parsed = detail::parse_certificates(data);
@@ -128,8 +136,8 @@ trust_snapshot::crl_entry load_crl(ossl::x509_crl_ptr crl, const std::vector<oss
       fail(errc::bad_crl, where + "has an unsupported critical extension");
     }
   }
-  std::time_t this_update = 0, next_update = 0;
-  if (!detail::to_time_t(X509_CRL_get0_lastUpdate(crl.get()), this_update)) {
+  std::time_t next_update = 0;
+  if (!detail::to_time_t(X509_CRL_get0_lastUpdate(crl.get()), e.this_update)) {
     fail(errc::bad_crl, where + "has an invalid thisUpdate time");
   }
   const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
@@ -150,10 +158,59 @@ trust_snapshot::crl_entry load_crl(ossl::x509_crl_ptr crl, const std::vector<oss
   return e;
 }
 
-std::time_t this_update_of(const X509_CRL* crl) {
-  std::time_t t = 0;
-  detail::to_time_t(X509_CRL_get0_lastUpdate(crl), t);
-  return t;
+// An expired CA certificate is either a leftover next to its renewal (harmless: the verifier
+// prefers the valid one) or a CA that has to be renewed; say which.
+void warn_expired_cas(const std::vector<ossl::x509_ptr>& cas, std::vector<std::string>& warnings) {
+  const std::time_t now = std::time(nullptr);
+  const auto not_after = [](X509* x) {
+    std::time_t t = 0;
+    return detail::to_time_t(X509_get0_notAfter(x), t) ? t : std::time_t{0};
+  };
+  for (const auto& x : cas) {
+    const std::time_t na = not_after(x.get());
+    if (na >= now) continue;
+    const bool renewed = std::any_of(cas.begin(), cas.end(), [&](const auto& y) {
+      return same_ca(x.get(), y.get()) && not_after(y.get()) >= now;
+    });
+    std::string w = "CA bundle: certificate '" + name_text(X509_get_subject_name(x.get())) +
+                    "' (serial " + detail::serial_hex(X509_get0_serialNumber(x.get())) +
+                    ") expired at " + detail::iso8601(na);
+    if (renewed) {
+      w += "; a renewed certificate of the same CA (same name and key) is in the bundle and is "
+           "used instead: remove the expired one";
+    } else {
+      w += "; devices whose chain runs through it are refused (expired): renew the CA";
+    }
+    warnings.push_back(std::move(w));
+  }
+}
+
+// Names each bundle CA that no loaded CRL belongs to, required or not: its certificates are
+// either refused (no_crl) or accepted unchecked, and neither should come as a surprise.
+// Certificates of one CA (same name and key, e.g. a renewal) share CRLs and one warning.
+void warn_missing_crls(const trust_snapshot& snap, std::vector<std::string>& warnings) {
+  for (auto it = snap.cas.begin(); it != snap.cas.end(); ++it) {
+    X509* ca = it->get();
+    if (snap.has_crl(ca)) continue;
+    if (std::any_of(snap.cas.begin(), it, [&](const auto& y) { return same_ca(ca, y.get()); }))
+      continue;
+    std::string w = "CA '" + name_text(X509_get_subject_name(ca)) +
+                    "' has no CRL (no configured CRL is signed by its key";
+    // Otherwise the warning reads as wrong to whoever configured "its" CRL for the old key.
+    const bool rekeyed = std::any_of(snap.cas.begin(), snap.cas.end(), [&](const auto& y) {
+      return X509_NAME_cmp(X509_get_subject_name(ca), X509_get_subject_name(y.get())) == 0 &&
+             !same_ca(ca, y.get());
+    });
+    if (rekeyed) w += "; another CA certificate of that name has a different key: re-keyed?";
+    w += "): ";
+    if (snap.crl_required) {
+      w += "certificates it issued are refused (no_crl); add its CRL, or remove the CA from the "
+           "bundle if it issues no device or intermediate certificates";
+    } else {
+      w += "certificates it issued are accepted without a revocation check";
+    }
+    warnings.push_back(std::move(w));
+  }
 }
 
 // One line per file: identity and state. A change in any field means "reload".
@@ -181,10 +238,16 @@ std::string file_signature(const trust_options& options) {
 
 std::shared_ptr<const trust_snapshot> trust_snapshot::load(const trust_options& options) {
   ossl::error_mark mark;
+  if (options.crl_required.value_or(false) && options.crls.empty()) {
+    fail(errc::bad_config,
+         "CRLs are required (crl_required) but no CRL file is configured, so every device would "
+         "be refused (no_crl); configure the CAs' CRLs, or set crl_required to false");
+  }
   auto snap = std::make_shared<trust_snapshot>();
   snap->cas = load_bundle(options.ca_bundle);
   check_complete(snap->cas, options);
   snap->partial_chain = options.allow_partial_chain;
+  snap->crl_required = options.requires_crl();
   snap->store.reset(X509_STORE_new());
   if (!snap->store) detail::fail_openssl(errc::crypto_failure, "cannot create an X509_STORE");
   for (const auto& x : snap->cas) {
@@ -201,36 +264,42 @@ std::shared_ptr<const trust_snapshot> trust_snapshot::load(const trust_options& 
     if (!parsed.ok) fail(errc::bad_crl, "CRL " + path.string() + ": " + parsed.error);
     for (auto& c : parsed.crls) {
       auto entry = load_crl(std::move(c), snap->cas, path.string(), snap->summary.warnings);
-      // Keep only the newest CRL per issuer (latest thisUpdate): which of several files
-      // configured for one CA decides must not depend on the order they are listed in.
-      const auto same = std::find_if(snap->crls.begin(), snap->crls.end(),
-                                     [&](const auto& e) { return e.issuer == entry.issuer; });
+      // Keep only the newest CRL per issuer and scope (latest thisUpdate): which of several
+      // files configured for one CA decides must not depend on the order they are listed in.
+      // The scope is part of the key because a CA may split its CRL into one for end-entity
+      // and one for CA certificates; keeping only the newer would leave the other kind without.
+      const auto same = std::find_if(snap->crls.begin(), snap->crls.end(), [&](const auto& e) {
+        return same_ca(e.issuer, entry.issuer) && e.only_user_certs == entry.only_user_certs &&
+               e.only_ca_certs == entry.only_ca_certs;
+      });
       if (same == snap->crls.end()) {
         snap->crls.push_back(std::move(entry));
-      } else if (this_update_of(entry.crl.get()) > this_update_of(same->crl.get())) {
+      } else if (entry.this_update > same->this_update) {
         *same = std::move(entry);
       }
     }
   }
+  warn_missing_crls(*snap, snap->summary.warnings);
+  warn_expired_cas(snap->cas, snap->summary.warnings);
   snap->summary.ca_count = snap->cas.size();
   snap->summary.crl_count = snap->crls.size();
+  snap->summary.crl_required = snap->crl_required;
   snap->summary.loaded_at = std::chrono::system_clock::now();
   return snap;
 }
 
-const trust_snapshot::crl_entry* trust_snapshot::crl_for(X509* issuer) const {
+const trust_snapshot::crl_entry* trust_snapshot::crl_for(X509* issuer, bool is_ca) const {
+  const crl_entry* best = nullptr;
   for (const auto& e : crls) {
-    if (e.issuer == issuer) return &e;
+    if (!e.covers(is_ca) || !same_ca(e.issuer, issuer)) continue;
+    if (best == nullptr || e.this_update > best->this_update) best = &e;
   }
-  // The chain may hold the peer's copy of an intermediate rather than ours: same CA if the
-  // subject and key are equal.
-  for (const auto& e : crls) {
-    if (X509_NAME_cmp(X509_get_subject_name(e.issuer), X509_get_subject_name(issuer)) == 0 &&
-        EVP_PKEY_eq(X509_get0_pubkey(e.issuer), X509_get0_pubkey(issuer)) == 1) {
-      return &e;
-    }
-  }
-  return nullptr;
+  return best;
+}
+
+bool trust_snapshot::has_crl(X509* issuer) const {
+  return std::any_of(crls.begin(), crls.end(),
+                     [&](const crl_entry& e) { return same_ca(e.issuer, issuer); });
 }
 
 trust_store::trust_store(trust_options options) : options_(std::move(options)) {
@@ -279,6 +348,7 @@ reload_result trust_store::load_and_swap(std::string signature) {
     std::lock_guard lock(mutex_);
     attempted_signature_ = std::move(signature);
     if (next) {
+      r.warnings = next->summary.warnings;
       old = std::move(current_);
       current_ = std::move(next);
       r.changed = true;

@@ -85,8 +85,37 @@ std::chrono::system_clock::time_point to_tp(std::time_t t) {
   return std::chrono::system_clock::from_time_t(t);
 }
 
-// Maps X509_verify_cert's failure to our codes. Time and revocation checks are switched off
-// in OpenSSL (we do them with skew and policy), so what remains is chain construction.
+// What OpenSSL found during X509_verify_cert that chain_callback let pass, to be turned into a
+// verdict at its place in the documented order. Lives on run()'s stack (the context's app data).
+struct chain_notes {
+  int purpose_depth = -1;  // the first certificate unfit for the SSL client purpose, if any
+};
+
+// OpenSSL checks validity times (so that its issuer search prefers a CA certificate valid now
+// over an expired one of the same name and key) and the SSL client purpose (so that a CA's
+// extendedKeyUsage limits what it may issue). Neither decides here: times are judged in run()
+// with the configured clock skew, and a purpose failure is reported as bad_eku after the
+// revocation checks, so that one chain always gets the same single code.
+int chain_callback(int ok, X509_STORE_CTX* ctx) {
+  if (ok == 1) return 1;
+  switch (X509_STORE_CTX_get_error(ctx)) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return 1;
+    case X509_V_ERR_INVALID_PURPOSE: {
+      auto* notes = static_cast<chain_notes*>(X509_STORE_CTX_get_app_data(ctx));
+      if (notes == nullptr) return 0;
+      if (notes->purpose_depth < 0) notes->purpose_depth = X509_STORE_CTX_get_error_depth(ctx);
+      return 1;
+    }
+    default:
+      return 0;
+  }
+}
+
+// Maps X509_verify_cert's failure to our codes. Time and purpose failures are passed over by
+// chain_callback and revocation is not checked by OpenSSL (we do it with our CRL index and
+// policy), so what remains is chain construction.
 reason map_chain_error(int err, X509* at) {
   switch (err) {
     case X509_V_ERR_CA_MD_TOO_WEAK:
@@ -98,6 +127,8 @@ reason map_chain_error(int err, X509* at) {
       return reason::bad_eku;
     case X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION:
     case X509_V_ERR_INVALID_EXTENSION:
+    case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
+    case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:
     case X509_V_ERR_INVALID_NON_CA:
     case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
       return reason::malformed;
@@ -218,11 +249,17 @@ verify_result run(const run_context& rc, X509* leaf, STACK_OF(X509) * untrusted)
   if (!ctx || X509_STORE_CTX_init(ctx.get(), rc.snap.store.get(), leaf, untrusted) != 1) {
     return refuse(reason::unknown_ca, "internal error: cannot set up chain verification");
   }
-  // Time is checked below with the configured skew, and revocation with our CRL index and
-  // stale-CRL policy; OpenSSL only builds and signature-checks the chain.
-  unsigned long flags = X509_V_FLAG_NO_CHECK_TIME;
-  if (rc.snap.partial_chain) flags |= X509_V_FLAG_PARTIAL_CHAIN;
-  X509_STORE_CTX_set_flags(ctx.get(), flags);
+  // OpenSSL builds and signature-checks the chain, choosing issuers valid at our clock and
+  // checking the SSL client purpose; chain_callback defers its time and purpose verdicts to
+  // the checks below. Revocation is ours too (CRL index, crl_required, stale-CRL policy).
+  // X509_VERIFY_PARAM_set_purpose rather than X509_STORE_CTX_set_purpose: the latter would
+  // also switch the trust setting from the default to SSL client, which is not what we ask.
+  X509_STORE_CTX_set_time(ctx.get(), 0, now);
+  X509_VERIFY_PARAM_set_purpose(X509_STORE_CTX_get0_param(ctx.get()), X509_PURPOSE_SSL_CLIENT);
+  if (rc.snap.partial_chain) X509_STORE_CTX_set_flags(ctx.get(), X509_V_FLAG_PARTIAL_CHAIN);
+  chain_notes notes;
+  X509_STORE_CTX_set_app_data(ctx.get(), &notes);
+  X509_STORE_CTX_set_verify_cb(ctx.get(), chain_callback);
   if (X509_verify_cert(ctx.get()) != 1) {
     const int err = X509_STORE_CTX_get_error(ctx.get());
     const int depth = X509_STORE_CTX_get_error_depth(ctx.get());
@@ -281,20 +318,23 @@ verify_result run(const run_context& rc, X509* leaf, STACK_OF(X509) * untrusted)
   }
 
   // Revocation of every certificate below the trust anchor. A revocation entry outranks a
-  // stale CRL: a stale list that names the certificate is still evidence against it.
+  // missing or stale CRL elsewhere in the chain: a list that names the certificate is evidence
+  // against it, a missing or stale one only the absence of evidence.
   std::vector<std::string> warnings;
   const int checked = n - 1;  // chain[n-1] is the anchor
   std::vector<const trust_snapshot::crl_entry*> crls(
       static_cast<std::size_t>(std::max(checked, 0)));
+  int without_crl = -1;  // the first certificate with no CRL of its issuer in scope
   for (int i = 0; i < checked; ++i) {
     X509* x = sk_X509_value(chain, i);
     X509* issuer = sk_X509_value(chain, i + 1);
-    const auto* e = rc.snap.crl_for(issuer);
     const bool is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
-    if (e != nullptr && ((e->only_user_certs && is_ca) || (e->only_ca_certs && !is_ca)))
-      e = nullptr;
+    const auto* e = rc.snap.crl_for(issuer, is_ca);
     crls[static_cast<std::size_t>(i)] = e;
-    if (e == nullptr) continue;
+    if (e == nullptr) {
+      if (without_crl < 0) without_crl = i;
+      continue;
+    }
     X509_REVOKED* entry = nullptr;
     if (X509_CRL_get0_by_cert(e->crl.get(), &entry, x) == 1) {
       std::string when;
@@ -305,6 +345,21 @@ verify_result run(const run_context& rc, X509* leaf, STACK_OF(X509) * untrusted)
                                          detail::serial_hex(X509_get0_serialNumber(x)) +
                                          " was revoked" + when + " (CRL " + e->file + ")");
     }
+  }
+  // The one place no_crl is decided: a certificate we could not check for revocation, with
+  // CRLs required (trust_options::crl_required). Otherwise it passes unchecked, as the load
+  // warnings announced for its issuer.
+  if (without_crl >= 0 && rc.snap.crl_required) {
+    X509* x = sk_X509_value(chain, without_crl);
+    X509* issuer = sk_X509_value(chain, without_crl + 1);
+    const std::string issuer_name = "'" + name_text(X509_get_subject_name(issuer)) + "'";
+    const bool is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
+    std::string why = rc.snap.has_crl(issuer)
+                          ? "the CRLs of its issuer " + issuer_name + " cover only " +
+                                (is_ca ? "end-entity" : "CA") + " certificates"
+                          : "no configured CRL is signed by its issuer " + issuer_name;
+    return refuse(reason::no_crl,
+                  cert_label(x, without_crl) + " cannot be checked for revocation: " + why);
   }
   for (int i = 0; i < checked; ++i) {
     const auto* e = crls[static_cast<std::size_t>(i)];
@@ -345,6 +400,22 @@ verify_result run(const run_context& rc, X509* leaf, STACK_OF(X509) * untrusted)
   if ((leaf_flags & EXFLAG_CA) != 0) {
     // A CA certificate (e.g. the device root itself) presented as a device certificate.
     return refuse(reason::bad_eku, cert_label(leaf, 0) + " is a CA certificate, not a device one");
+  }
+  // What OpenSSL's SSL client purpose refused beyond the checks above: mostly a CA whose
+  // extendedKeyUsage does not include clientAuth, which may not vouch for client certificates
+  // (for the leaf, what is left is e.g. a Netscape certificate type without SSL client).
+  if (notes.purpose_depth >= 0 && notes.purpose_depth < n) {
+    const int depth = notes.purpose_depth;
+    X509* x = sk_X509_value(chain, depth);
+    const bool no_client_eku = (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) != 0 &&
+                               (X509_get_extended_key_usage(x) & XKU_SSL_CLIENT) == 0;
+    return refuse(reason::bad_eku,
+                  cert_label(x, depth) +
+                      (depth > 0 && no_client_eku
+                           ? " has extendedKeyUsage without clientAuth, so it may not issue "
+                             "device certificates"
+                           : " is not valid for TLS client authentication (OpenSSL's SSL "
+                             "client purpose check)"));
   }
   return check_identity(leaf, rc, leaf_nb, leaf_na, std::move(warnings));
 }

@@ -13,13 +13,14 @@ const rsa_world& rsa() {
 }
 
 bench::bench(const std::vector<pki::cert>& cas, const std::vector<pki::crl>& crls,
-             ca::verify_policy policy, bool partial) {
+             ca::verify_policy policy, bool partial, std::optional<bool> crl_required) {
   ca::trust_options o;
   o.ca_bundle = dir_.write("bundle.pem", pki::pem(cas));
   for (std::size_t i = 0; i < crls.size(); ++i) {
     o.crls.push_back(dir_.write("crl" + std::to_string(i) + ".pem", pki::pem(crls[i])));
   }
   o.allow_partial_chain = partial;
+  o.crl_required = crl_required;
   store_ = std::make_shared<ca::trust_store>(o);
   verifier_ = std::make_unique<ca::verifier>(store_, std::move(policy));
 }

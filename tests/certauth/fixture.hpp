@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "certauth/certauth.hpp"
@@ -41,7 +42,7 @@ class bench {
  public:
   explicit bench(const std::vector<pki::cert>& cas = {w().root},
                  const std::vector<pki::crl>& crls = {}, ca::verify_policy policy = {},
-                 bool partial = false);
+                 bool partial = false, std::optional<bool> crl_required = std::nullopt);
   ca::verify_result check(const pki::cert& leaf, const std::vector<pki::cert>& chain = {}) const;
   ca::verifier& v() { return *verifier_; }
   std::shared_ptr<ca::trust_store> store() const { return store_; }

@@ -108,7 +108,7 @@ cert issue(const cert_spec& spec, const key& subject_key, const cert& issuer,
 }
 
 crl make_crl(const cert& issuer, const key& issuer_key, const std::vector<cert>& revoked,
-             long this_update, long next_update, const EVP_MD* md) {
+             long this_update, long next_update, const EVP_MD* md, const std::string& idp) {
   X509_CRL* c = X509_CRL_new();
   X509_CRL_set_version(c, X509_CRL_VERSION_2);
   X509_CRL_set_issuer_name(c, X509_get_subject_name(issuer.get()));
@@ -124,6 +124,16 @@ crl make_crl(const cert& issuer, const key& issuer_key, const std::vector<cert>&
     X509_CRL_add0_revoked(c, e);
   }
   ASN1_TIME_free(t);
+  if (!idp.empty()) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer.get(), nullptr, nullptr, c, 0);
+    X509_EXTENSION* ext =
+        X509V3_EXT_nconf_nid(nullptr, &ctx, NID_issuing_distribution_point, idp.c_str());
+    if (ext == nullptr) die("CRL extension " + idp);
+    X509_CRL_add_ext(c, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
   X509_CRL_sort(c);
   if (X509_CRL_sign(c, issuer_key.get(), md) <= 0) die("CRL sign");
   return crl(c, crl_free{});

@@ -51,10 +51,11 @@ cert_spec ca_spec(const std::string& cn);
 cert issue(const cert_spec& spec, const key& subject_key, const cert& issuer,
            const key& issuer_key);
 
-/// A CRL of `issuer` listing `revoked`; times are seconds from now.
+/// A CRL of `issuer` listing `revoked`; times are seconds from now. `idp`, when not empty, is
+/// an issuingDistributionPoint extension in OpenSSL config syntax ("critical,onlyuser:TRUE").
 crl make_crl(const cert& issuer, const key& issuer_key, const std::vector<cert>& revoked,
-             long this_update = -60, long next_update = 7L * 86400,
-             const EVP_MD* md = EVP_sha256());
+             long this_update = -60, long next_update = 7L * 86400, const EVP_MD* md = EVP_sha256(),
+             const std::string& idp = "");
 
 std::string pem(const cert& c);
 std::string pem(const std::vector<cert>& cs);

@@ -1,4 +1,5 @@
 // Loading the CA bundle and CRLs, reload on change, and reload while other threads verify.
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -97,6 +98,86 @@ TEST(TrustStoreLoad, GarbageAndSha1Crl) {
   EXPECT_EQ(load_error(o), ca::errc::bad_crl);
 }
 
+std::size_t count_containing(const std::vector<std::string>& lines, const std::string& text) {
+  return static_cast<std::size_t>(std::count_if(lines.begin(), lines.end(), [&](const auto& l) {
+    return l.find(text) != std::string::npos;
+  }));
+}
+
+TEST(TrustStoreLoad, WarnsForEachCaWithoutCrl) {
+  bench b({w().root, w().intermediate, w().other_root},
+          {pki::make_crl(w().intermediate, w().int_key, {})});
+  const auto s = b.store()->summary();
+  EXPECT_TRUE(s.crl_required);
+  EXPECT_EQ(count_containing(s.warnings, "has no CRL"), 2u) << testing::PrintToString(s.warnings);
+  EXPECT_EQ(count_containing(s.warnings, "CA 'CN=Test Device Root,O=test' has no CRL"), 1u);
+  EXPECT_EQ(count_containing(s.warnings, "CA 'CN=Other Root,O=test' has no CRL"), 1u);
+  EXPECT_EQ(count_containing(s.warnings, "refused (no_crl)"), 2u);
+  EXPECT_EQ(count_containing(s.warnings, "Issuing CA"), 0u);
+}
+
+TEST(TrustStoreLoad, WithoutAnyCrlEveryCaIsNamedAndNothingIsRequired) {
+  bench b({w().root, w().intermediate});
+  const auto s = b.store()->summary();
+  EXPECT_FALSE(s.crl_required);
+  EXPECT_EQ(count_containing(s.warnings, "accepted without a revocation check"), 2u)
+      << testing::PrintToString(s.warnings);
+}
+
+TEST(TrustStoreLoad, CrlRequiredNeedsACrlFile) {
+  pki::temp_dir d;
+  ca::trust_options o;
+  o.ca_bundle = d.write("b.pem", pki::pem(w().root));
+  o.crl_required = true;
+  std::string msg;
+  EXPECT_EQ(load_error(o, &msg), ca::errc::bad_config);
+  EXPECT_NE(msg.find("no CRL file is configured"), std::string::npos) << msg;
+  // Off explicitly, with a CRL configured.
+  o.crls = {d.write("c.pem", pki::pem(pki::make_crl(w().root, w().root_key, {})))};
+  o.crl_required = false;
+  EXPECT_FALSE(o.requires_crl());
+  EXPECT_FALSE(ca::trust_store(o).summary().crl_required);
+  o.crl_required.reset();
+  EXPECT_TRUE(o.requires_crl());
+}
+
+TEST(TrustStoreLoad, ExpiredCaIsReported) {
+  const auto k = pki::ec_key();
+  auto spec = pki::ca_spec("Renewed Root");
+  spec.not_before = -800L * 86400;
+  spec.not_after = -86400;
+  const auto old_cert = pki::issue(spec, k, nullptr, k);
+  spec.not_before = -86400;
+  spec.not_after = 800L * 86400;
+  const auto new_cert = pki::issue(spec, k, nullptr, k);
+  auto warnings = bench({new_cert, old_cert}).store()->summary().warnings;
+  EXPECT_EQ(count_containing(warnings, "expired at"), 1u) << testing::PrintToString(warnings);
+  EXPECT_EQ(count_containing(warnings, "is used instead"), 1u);
+  EXPECT_EQ(count_containing(warnings, "has no CRL"), 1u);  // one CA, two certificates
+  warnings = bench({old_cert}).store()->summary().warnings;
+  EXPECT_EQ(count_containing(warnings, "renew the CA"), 1u) << testing::PrintToString(warnings);
+}
+
+TEST(TrustStoreReload, ReloadResultCarriesTheNewSnapshotsWarnings) {
+  const auto root_crl = pki::make_crl(w().root, w().root_key, {});
+  const auto int_crl = pki::make_crl(w().intermediate, w().int_key, {});
+  bench b({w().root, w().intermediate}, {root_crl});
+  EXPECT_EQ(count_containing(b.store()->summary().warnings, "Issuing CA"), 1u);
+  // One file may hold several CRLs: adding the intermediate's clears the warning.
+  pki::write_atomic(b.dir() / "crl0.pem", pki::pem(root_crl) + pki::pem(int_crl));
+  auto r = b.store()->reload_if_changed();
+  ASSERT_TRUE(r.changed) << r.message;
+  EXPECT_TRUE(r.warnings.empty()) << testing::PrintToString(r.warnings);
+  pki::write_atomic(b.dir() / "crl0.pem", pki::pem(root_crl));
+  r = b.store()->reload_if_changed();
+  ASSERT_TRUE(r.changed) << r.message;
+  EXPECT_EQ(count_containing(r.warnings, "Issuing CA"), 1u) << testing::PrintToString(r.warnings);
+  EXPECT_EQ(r.warnings, b.store()->summary().warnings);
+  r = b.store()->reload_if_changed();  // nothing changed: nothing to log again
+  EXPECT_FALSE(r.changed);
+  EXPECT_TRUE(r.warnings.empty());
+}
+
 TEST(TrustStoreReload, UnchangedFilesDoNothing) {
   bench b({w().root}, {pki::make_crl(w().root, w().root_key, {})});
   const auto before = b.store()->snapshot();
@@ -170,7 +251,8 @@ TEST(TrustStoreReload, ReloadWhileVerifyingHasNoFailureWindow) {
   const auto victim = pki::issue(leaf_spec("victim"), pki::ec_key(), w().intermediate, w().int_key);
   const auto crl_empty = pki::make_crl(w().intermediate, w().int_key, {});
   const auto crl_victim = pki::make_crl(w().intermediate, w().int_key, {victim});
-  bench b({w().root, w().intermediate}, {crl_empty});
+  // The root's CRL too: with CRLs configured, the intermediate needs one (crl_required).
+  bench b({w().root, w().intermediate}, {crl_empty, pki::make_crl(w().root, w().root_key, {})});
   const std::string target_pem = pki::pem(target);
   const std::string bundle_a = pki::pem({w().root, w().intermediate});
   const std::string bundle_b = pki::pem({w().root, w().intermediate, w().other_root});

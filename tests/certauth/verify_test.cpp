@@ -183,6 +183,85 @@ TEST(VerifyExpired, InjectedClock) {
   EXPECT_TRUE(has_code(b.check(leaf_from_root(leaf_spec())), reason::expired));
 }
 
+TEST(VerifyExpired, ExpiredCaWithinSkewIsAccepted) {
+  // OpenSSL checks time to choose issuers, but the verdict keeps the configured tolerance.
+  auto spec = pki::ca_spec("Just Expired Root");
+  spec.not_before = -400L * 86400;
+  spec.not_after = -100;
+  const auto k = pki::ec_key();
+  const auto root = pki::issue(spec, k, nullptr, k);
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), root, k);
+  EXPECT_TRUE(has_code(bench({root}).check(leaf), reason::ok));
+  ca::verify_policy strict;
+  strict.clock_skew = std::chrono::seconds(0);
+  const auto r = bench({root}, {}, strict).check(leaf);
+  EXPECT_TRUE(has_code(r, reason::expired));
+  EXPECT_NE(r.detail.find("depth 1"), std::string::npos) << r.detail;
+}
+
+// A CA renewed with the same key: the old certificate (expired) and the new one have the same
+// subject and key, so both match a device certificate as its issuer. The valid one must be used.
+struct renewed_ca {
+  pki::key key = pki::ec_key();
+  pki::cert old_cert, new_cert;
+  explicit renewed_ca(const std::string& cn, const pki::cert& parent = nullptr,
+                      const pki::key& parent_key = nullptr) {
+    auto spec = pki::ca_spec(cn);
+    spec.not_before = -800L * 86400;
+    spec.not_after = -86400;
+    old_cert = pki::issue(spec, key, parent, parent ? parent_key : key);
+    spec.not_before = -2L * 86400;
+    spec.not_after = 800L * 86400;
+    new_cert = pki::issue(spec, key, parent, parent ? parent_key : key);
+  }
+};
+
+TEST(VerifyRenewedCa, SameKeyRootRenewalInEitherBundleOrder) {
+  const renewed_ca c("Renewed Device Root");
+  // Issued "by the key": the issuer name and key identifier match both certificates.
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), c.old_cert, c.key);
+  for (const auto& order : {std::vector{c.old_cert, c.new_cert}, {c.new_cert, c.old_cert}}) {
+    bench b(order);
+    const auto r = b.check(leaf);
+    EXPECT_TRUE(has_code(r, reason::ok));
+  }
+}
+
+TEST(VerifyRenewedCa, SameKeyIntermediateRenewalInEitherOrder) {
+  const renewed_ca c("Renewed Issuing CA", w().root, w().root_key);
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), c.new_cert, c.key);
+  for (const auto& order : {std::vector{c.old_cert, c.new_cert}, {c.new_cert, c.old_cert}}) {
+    std::vector<pki::cert> bundle{w().root};
+    bundle.insert(bundle.end(), order.begin(), order.end());
+    EXPECT_TRUE(has_code(bench(bundle).check(leaf), reason::ok)) << "in the bundle";
+    EXPECT_TRUE(has_code(bench().check(leaf, order), reason::ok)) << "sent by the peer";
+  }
+}
+
+TEST(VerifyRenewedCa, LeafTimeCodesAreUnchanged) {
+  const renewed_ca c("Renewed Device Root");
+  bench b({c.old_cert, c.new_cert});
+  auto s = leaf_spec();
+  s.not_before = -10L * 86400;
+  s.not_after = -86400;
+  auto r = b.check(pki::issue(s, pki::ec_key(), c.new_cert, c.key));
+  EXPECT_TRUE(has_code(r, reason::expired));
+  EXPECT_NE(r.detail.find("depth 0"), std::string::npos) << r.detail;
+  s.not_before = 86400;
+  s.not_after = 10L * 86400;
+  r = b.check(pki::issue(s, pki::ec_key(), c.new_cert, c.key));
+  EXPECT_TRUE(has_code(r, reason::not_yet_valid));
+  EXPECT_NE(r.detail.find("depth 0"), std::string::npos) << r.detail;
+}
+
+TEST(VerifyRenewedCa, OnlyTheExpiredCertificateMeansExpired) {
+  const renewed_ca c("Renewed Device Root");
+  const auto r =
+      bench({c.old_cert}).check(pki::issue(leaf_spec(), pki::ec_key(), c.new_cert, c.key));
+  EXPECT_TRUE(has_code(r, reason::expired));
+  EXPECT_NE(r.detail.find("depth 1"), std::string::npos) << r.detail;
+}
+
 TEST(VerifyNotYetValid, LeafBeforeNotBefore) {
   bench b;
   auto s = leaf_spec();
@@ -263,6 +342,152 @@ TEST(VerifyCrlExpired, NewestCrlPerIssuerWins) {
   EXPECT_TRUE(has_code(b2.check(leaf), reason::revoked));
 }
 
+// --- no_crl ------------------------------------------------------------------------------------
+// CRLs are required by default as soon as one is configured (trust_options::crl_required).
+
+TEST(VerifyNoCrl, CaAddedWithoutItsCrl) {
+  bench b({w().root, w().other_root}, {pki::make_crl(w().root, w().root_key, {})});
+  EXPECT_TRUE(b.store()->summary().crl_required);
+  EXPECT_TRUE(has_code(b.check(leaf_from_root(leaf_spec())), reason::ok));
+  const auto r = b.check(pki::issue(leaf_spec(), pki::ec_key(), w().other_root, w().other_key));
+  EXPECT_TRUE(has_code(r, reason::no_crl));
+  EXPECT_NE(r.detail.find("depth 0"), std::string::npos) << r.detail;
+  EXPECT_NE(r.detail.find("Other Root"), std::string::npos) << r.detail;
+}
+
+TEST(VerifyNoCrl, IntermediateWithoutTheRootsCrl) {
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), w().intermediate, w().int_key);
+  bench b({w().root, w().intermediate}, {pki::make_crl(w().intermediate, w().int_key, {})});
+  const auto r = b.check(leaf);
+  EXPECT_TRUE(has_code(r, reason::no_crl));
+  EXPECT_NE(r.detail.find("depth 1"), std::string::npos) << r.detail;
+  EXPECT_NE(r.detail.find("Test Device Root"), std::string::npos) << r.detail;
+}
+
+TEST(VerifyNoCrl, LeafWithoutItsIssuingCasCrl) {
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), w().intermediate, w().int_key);
+  bench b({w().root, w().intermediate}, {pki::make_crl(w().root, w().root_key, {})});
+  auto r = b.check(leaf);
+  EXPECT_TRUE(has_code(r, reason::no_crl));
+  EXPECT_NE(r.detail.find("depth 0"), std::string::npos) << r.detail;
+  EXPECT_NE(r.detail.find("Test Device Issuing CA"), std::string::npos) << r.detail;
+  r = b.check(leaf, {w().intermediate});  // the peer's copy of the intermediate: the same
+  EXPECT_TRUE(has_code(r, reason::no_crl));
+  // An intermediate only the peer sends cannot have a CRL configured (CRLs must be signed by a
+  // bundle CA), so with CRLs required its devices are refused.
+  bench root_only({w().root}, {pki::make_crl(w().root, w().root_key, {})});
+  EXPECT_TRUE(has_code(root_only.check(leaf, {w().intermediate}), reason::no_crl));
+}
+
+TEST(VerifyNoCrl, RekeyedCaHasNoCrlUntilItsNewCrlIsAdded) {
+  // Same name as the root, new key: the configured CRL was signed by the old key.
+  const auto new_key = pki::ec_key();
+  const auto rekeyed = pki::issue(pki::ca_spec("Test Device Root"), new_key, nullptr, new_key);
+  const auto old_crl = pki::make_crl(w().root, w().root_key, {});
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), rekeyed, new_key);
+  bench b({w().root, rekeyed}, {old_crl});
+  EXPECT_TRUE(has_code(b.check(leaf), reason::no_crl));
+  const auto warnings = b.store()->summary().warnings;
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("re-keyed"), std::string::npos) << warnings[0];
+  EXPECT_TRUE(has_code(b.check(leaf_from_root(leaf_spec())), reason::ok));
+  bench fixed({w().root, rekeyed}, {old_crl, pki::make_crl(rekeyed, new_key, {})});
+  EXPECT_TRUE(has_code(fixed.check(leaf), reason::ok));
+}
+
+TEST(VerifyNoCrl, CrlScopeExcludesTheCertificate) {
+  // The root's CRL covers end-entity certificates only: the intermediate it issued has none.
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), w().intermediate, w().int_key);
+  const auto users_only =
+      pki::make_crl(w().root, w().root_key, {}, -60, 86400, EVP_sha256(), "critical,onlyuser:TRUE");
+  auto r = bench({w().root, w().intermediate},
+                 {users_only, pki::make_crl(w().intermediate, w().int_key, {})})
+               .check(leaf);
+  EXPECT_TRUE(has_code(r, reason::no_crl));
+  EXPECT_NE(r.detail.find("depth 1"), std::string::npos) << r.detail;
+  EXPECT_NE(r.detail.find("cover only end-entity certificates"), std::string::npos) << r.detail;
+  // Covering CA certificates only: a device issued by the root directly has none.
+  const auto cas_only =
+      pki::make_crl(w().root, w().root_key, {}, -60, 86400, EVP_sha256(), "critical,onlyCA:TRUE");
+  r = bench({w().root}, {cas_only}).check(leaf_from_root(leaf_spec()));
+  EXPECT_TRUE(has_code(r, reason::no_crl));
+  EXPECT_NE(r.detail.find("cover only CA certificates"), std::string::npos) << r.detail;
+}
+
+TEST(VerifyNoCrl, SplitScopeCrlsOfOneCaBothApply) {
+  // One CA, one CRL for end-entity and one for CA certificates: both are kept (not only the
+  // newer one), and each certificate is checked against the one that covers it.
+  const auto direct = leaf_from_root(leaf_spec("dev-direct"));
+  const auto revoked_int =
+      pki::issue(pki::ca_spec("Revoked Issuing CA"), w().int_key, w().root, w().root_key);
+  const auto under_int =
+      pki::issue(leaf_spec("dev-under"), pki::ec_key(), revoked_int, w().int_key);
+  const auto int_crl = pki::make_crl(revoked_int, w().int_key, {});
+  for (const long users_at : {-120L, -30L}) {  // the users' CRL older, then newer
+    const auto users = pki::make_crl(w().root, w().root_key, {direct}, users_at, 86400,
+                                     EVP_sha256(), "critical,onlyuser:TRUE");
+    const auto cas = pki::make_crl(w().root, w().root_key, {revoked_int}, -60, 86400, EVP_sha256(),
+                                   "critical,onlyCA:TRUE");
+    bench b({w().root, revoked_int}, {users, cas, int_crl});
+    EXPECT_TRUE(has_code(b.check(direct), reason::revoked)) << users_at;
+    EXPECT_TRUE(has_code(b.check(under_int), reason::revoked)) << users_at;
+    EXPECT_TRUE(has_code(b.check(leaf_from_root(leaf_spec())), reason::ok)) << users_at;
+  }
+}
+
+TEST(VerifyNoCrl, RevokedOutranksAMissingCrl) {
+  // The leaf is on its issuer's CRL; the intermediate has no CRL. The evidence wins.
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), w().intermediate, w().int_key);
+  bench b({w().root, w().intermediate}, {pki::make_crl(w().intermediate, w().int_key, {leaf})});
+  EXPECT_TRUE(has_code(b.check(leaf), reason::revoked));
+}
+
+TEST(VerifyNoCrl, ComesBeforeAStaleCrl) {
+  // The leaf's issuer has no CRL, the intermediate's (the root's) is stale.
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), w().intermediate, w().int_key);
+  bench b({w().root, w().intermediate},
+          {pki::make_crl(w().root, w().root_key, {}, -10L * 86400, -86400)});
+  EXPECT_TRUE(has_code(b.check(leaf), reason::no_crl));
+}
+
+TEST(VerifyNoCrl, NotRequiredAcceptsWithoutCheck) {
+  bench b({w().root, w().other_root}, {pki::make_crl(w().root, w().root_key, {})}, {}, false,
+          false);
+  EXPECT_FALSE(b.store()->summary().crl_required);
+  const auto r = b.check(pki::issue(leaf_spec(), pki::ec_key(), w().other_root, w().other_key));
+  EXPECT_TRUE(has_code(r, reason::ok));
+  EXPECT_TRUE(r.warnings.empty());  // announced once at load, not at every verification
+}
+
+TEST(VerifyNoCrl, NotRequiredWhenNoCrlIsConfigured) {
+  bench b({w().root, w().intermediate});
+  EXPECT_FALSE(b.store()->summary().crl_required);
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), w().intermediate, w().int_key);
+  EXPECT_TRUE(has_code(b.check(leaf), reason::ok));
+}
+
+TEST(VerifyNoCrl, TrustAnchorNeedsNone) {
+  // Partial chain with the intermediate as anchor: its own issuer (the root) is not consulted.
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), w().intermediate, w().int_key);
+  bench b({w().intermediate}, {pki::make_crl(w().intermediate, w().int_key, {})}, {}, true);
+  EXPECT_TRUE(b.store()->summary().crl_required);
+  EXPECT_TRUE(has_code(b.check(leaf), reason::ok));
+}
+
+TEST(VerifyNoCrl, CaRenewedWithTheSameKeyKeepsItsCrl) {
+  const renewed_ca c("Renewed Device Root");
+  const auto good = pki::issue(leaf_spec("dev-good"), pki::ec_key(), c.new_cert, c.key);
+  const auto bad = pki::issue(leaf_spec("dev-bad"), pki::ec_key(), c.new_cert, c.key);
+  const auto crl = pki::make_crl(c.old_cert, c.key, {bad});  // issued before the renewal
+  for (const auto& order : {std::vector{c.old_cert, c.new_cert}, {c.new_cert, c.old_cert}}) {
+    bench b(order, {crl});
+    EXPECT_TRUE(has_code(b.check(good), reason::ok));
+    EXPECT_TRUE(has_code(b.check(bad), reason::revoked));
+    for (const auto& warning : b.store()->summary().warnings)
+      EXPECT_EQ(warning.find("has no CRL"), std::string::npos) << warning;
+  }
+}
+
 // --- bad_eku ------------------------------------------------------------------------------------
 
 TEST(VerifyBadEku, ServerAuthOnly) {
@@ -282,6 +507,59 @@ TEST(VerifyBadEku, KeyUsageWithoutDigitalSignature) {
 TEST(VerifyBadEku, CaCertificateAsDevice) {
   bench b({w().root, w().intermediate});
   EXPECT_TRUE(has_code(b.check(w().intermediate), reason::bad_eku));
+}
+
+TEST(VerifyBadEku, IntermediateWithoutClientAuth) {
+  // The intermediate's extendedKeyUsage constrains what it may issue (OpenSSL's SSL client
+  // purpose): serverAuth only means no device certificates, wherever the intermediate comes from.
+  auto spec = pki::ca_spec("Server Issuing CA");
+  spec.eku = "serverAuth";
+  const auto k = pki::ec_key();
+  const auto issuer = pki::issue(spec, k, w().root, w().root_key);
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), issuer, k);
+  const auto sent = bench().check(leaf, {issuer});
+  EXPECT_TRUE(has_code(sent, reason::bad_eku));
+  EXPECT_NE(sent.detail.find("depth 1"), std::string::npos) << sent.detail;
+  EXPECT_NE(sent.detail.find("Server Issuing CA"), std::string::npos) << sent.detail;
+  EXPECT_TRUE(has_code(bench({w().root, issuer}).check(leaf), reason::bad_eku));
+}
+
+TEST(VerifyBadEku, RootWithoutClientAuth) {
+  auto spec = pki::ca_spec("Server Root");
+  spec.eku = "serverAuth";
+  const auto k = pki::ec_key();
+  const auto root = pki::issue(spec, k, nullptr, k);
+  const auto r = bench({root}).check(pki::issue(leaf_spec(), pki::ec_key(), root, k));
+  EXPECT_TRUE(has_code(r, reason::bad_eku));
+  EXPECT_NE(r.detail.find("depth 1"), std::string::npos) << r.detail;
+}
+
+TEST(VerifyBadEku, IntermediateWithClientAuthIsAccepted) {
+  for (const std::string eku : {"clientAuth", "serverAuth,clientAuth"}) {
+    auto spec = pki::ca_spec("Client Issuing CA");
+    spec.eku = eku;
+    const auto k = pki::ec_key();
+    const auto issuer = pki::issue(spec, k, w().root, w().root_key);
+    const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), issuer, k);
+    EXPECT_TRUE(has_code(bench().check(leaf, {issuer}), reason::ok)) << eku;
+  }
+}
+
+TEST(VerifyBadEku, EarlierChecksStillWinOverAnIntermediatesEku) {
+  // bad_eku comes after time and revocation in the documented order, also for intermediates.
+  auto spec = pki::ca_spec("Server Issuing CA");
+  spec.eku = "serverAuth";
+  const auto k = pki::ec_key();
+  const auto issuer = pki::issue(spec, k, w().root, w().root_key);
+  auto expired = leaf_spec();
+  expired.not_before = -10L * 86400;
+  expired.not_after = -86400;
+  EXPECT_TRUE(has_code(bench().check(pki::issue(expired, pki::ec_key(), issuer, k), {issuer}),
+                       reason::expired));
+  const auto leaf = pki::issue(leaf_spec(), pki::ec_key(), issuer, k);
+  bench b({w().root, issuer},
+          {pki::make_crl(issuer, k, {leaf}), pki::make_crl(w().root, w().root_key, {})});
+  EXPECT_TRUE(has_code(b.check(leaf), reason::revoked));
 }
 
 // --- weak_key -----------------------------------------------------------------------------------
@@ -625,7 +903,8 @@ TEST(Reasons, NamesRoundTripAndErrorCodes) {
                             reason::no_udid,
                             reason::no_user,
                             reason::bad_identity_value,
-                            reason::malformed};
+                            reason::malformed,
+                            reason::no_crl};
   const char* names[] = {"ok",
                          "no_certificate",
                          "unknown_ca",
@@ -639,14 +918,19 @@ TEST(Reasons, NamesRoundTripAndErrorCodes) {
                          "no_udid",
                          "no_user",
                          "bad_identity_value",
-                         "malformed"};
+                         "malformed",
+                         "no_crl"};
   for (std::size_t i = 0; i < std::size(all); ++i) {
     EXPECT_EQ(ca::to_string(all[i]), names[i]);
     EXPECT_EQ(ca::reason_from_string(names[i]), all[i]);
     EXPECT_FALSE(ca::describe(all[i]).empty());
     const std::error_code ec = all[i];
     EXPECT_EQ(ec.category().name(), std::string("certauth.reason"));
+    EXPECT_EQ(ec.value(), static_cast<int>(i));  // the list above is in enum order
+    EXPECT_EQ(ec.message().rfind(std::string(names[i]) + ": ", 0), 0u) << ec.message();
   }
+  // Nothing past the last code: the list above is complete.
+  EXPECT_EQ(ca::to_string(static_cast<reason>(std::size(all))), "unknown");
   EXPECT_FALSE(ca::reason_from_string("nope").has_value());
 }
 
