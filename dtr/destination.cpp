@@ -106,6 +106,16 @@ class category_impl final : public std::error_category {
       case errc::bad_proxy_url:
         return "bad proxy URL: expected http://HOST:PORT or https://HOST:PORT without "
                "credentials or path";
+      case errc::mixed_ipv4_compatible:
+        return "ambiguous IPv6 network: it holds :: or ::1 and also IPv4-compatible addresses "
+               "(::a.b.c.d), which are decided as their IPv4 address; write the IPv4 network "
+               "(::/96 is 0.0.0.0/0, ::/104 is 0.0.0.0/8) and ::/127 separately";
+      case errc::idn_string_suffix:
+        return "a '*suffix' wildcard cannot start with a non-ASCII or 'xn--' label: hosts are "
+               "compared in IDNA A-label form, and the A-label of a longer label (bücher -> "
+               "xn--bcher-kva) does not end with the A-label of its tail (ücher -> "
+               "xn--cher-zra); write whole labels, e.g. '*.bücher.de' for the subdomains and "
+               "'bücher.de' for the name itself";
     }
     return "unknown dtr error";
   }
@@ -140,6 +150,24 @@ std::optional<ip_address> parse_ip(std::string_view s) noexcept {
   }
   if (inet_pton(AF_INET, buf, a.bytes.data()) != 1) return std::nullopt;
   return a;
+}
+
+ip_address normalize_mapped(const ip_address& a) noexcept {
+  if (!a.v6) return a;
+  for (std::size_t i = 0; i < 10; ++i) {
+    if (a.bytes[i] != 0) return a;
+  }
+  const bool mapped = a.bytes[10] == 0xff && a.bytes[11] == 0xff;
+  // IPv4-compatible (RFC 4291 2.5.5.1, deprecated but still routed by some stacks): ::/96 less
+  // the unspecified and loopback addresses, which are IPv6 in their own right.
+  const bool compatible =
+      a.bytes[10] == 0 && a.bytes[11] == 0 &&
+      !(a.bytes[12] == 0 && a.bytes[13] == 0 && a.bytes[14] == 0 && a.bytes[15] <= 1);
+  if (!mapped && !compatible) return a;
+  ip_address v4;
+  for (std::size_t i = 0; i < 4; ++i)
+    v4.bytes[i] = a.bytes[12 + i];
+  return v4;
 }
 
 namespace {
@@ -269,6 +297,18 @@ result<destination> parse_address(std::string_view s, bool must_be_v6) {
     }
     d.prefix = prefix;
   }
+  // A network of mapped or compatible addresses is stored as the IPv4 network, so it matches the
+  // flows evaluate() decides as IPv4 (and lint sees `::ffff:10.0.0.0/104` duplicate 10.0.0.0/8).
+  // Shorter networks (::/0, ::/64) stay IPv6: they cannot be split into one destination.
+  if (d.network.v6 && d.prefix >= 96) {
+    const auto v4 = normalize_mapped(d.network);
+    if (!v4.v6) {
+      d.network = v4;
+      d.prefix -= 96;
+    } else if (d.prefix <= 126 && d.network == ip_address{true, {}}) {
+      return errc::mixed_ipv4_compatible;  // ::/96 .. ::/126: `::`, `::1` and IPv4-compatible
+    }
+  }
   return d;
 }
 
@@ -290,17 +330,47 @@ result<destination> parse_host_pattern(std::string_view s) {
   }
   if (name.empty() || name.find('*') != std::string_view::npos) return errc::bad_wildcard;
   if (d.k == destination::kind::string_suffix && name.front() == '.') return errc::bad_wildcard;
-  auto norm =
-      d.k == destination::kind::exact ? normalize_host(name) : [&]() -> result<std::string> {
-    // A suffix may end in a numeric label ("*.10" is silly but harmless) and may start in the
-    // middle of a label; validate it as a name, but don't apply the all-numeric rule.
-    auto n = normalize_host(name);
-    if (n || n.error() != errc::bad_host) return n;
-    std::string padded = std::string(name) + ".x";
+  // A suffix may end in a numeric label ("*.10" is silly but harmless); validate it as a name,
+  // but don't apply the all-numeric rule.
+  auto suffix = [](std::string_view n) -> result<std::string> {
+    auto r = normalize_host(n);
+    if (r || r.error() != errc::bad_host) return r;
+    std::string padded = std::string(n) + ".x";
     auto p = normalize_host(padded);
     if (!p) return p.error();
     return p.value().substr(0, p.value().size() - 2);
-  }();
+  };
+  result<std::string> norm = errc::bad_host;
+  if (d.k == destination::kind::exact) {
+    norm = normalize_host(name);
+  } else if (d.k == destination::kind::label_suffix) {
+    norm = suffix(name);
+  } else {
+    // `*suffix` may start in the middle of a label. That partial label is compared as plain text
+    // with the end of a host label, so it must be what any host label ending in it would contain
+    // after IDNA: plain ASCII, never converted. A non-ASCII one would turn into the punycode of
+    // the fragment ("ücher" -> "xn--cher-zra"), which no host's A-label ends with; an `xn--` one
+    // is the A-label of a whole label, which longer labels do not end with either. The complete
+    // labels after it go through IDNA on their own, so that the partial label never does (IDNA
+    // would refuse "-admin" or "ab--c", which are fine as the tail of a label).
+    const auto dot = name.find('.');
+    const auto first = name.substr(0, dot);
+    if (std::any_of(first.begin(), first.end(),
+                    [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+      return errc::idn_string_suffix;
+    }
+    std::string ascii(first);
+    std::transform(ascii.begin(), ascii.end(), ascii.begin(), [](char c) {
+      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    });
+    if (ascii.starts_with("xn--")) return errc::idn_string_suffix;
+    if (dot != std::string_view::npos && dot + 1 < name.size()) {  // not just a trailing dot
+      auto rest = suffix(name.substr(dot + 1));
+      if (!rest) return rest.error();
+      ascii += "." + rest.value();
+    }
+    norm = suffix(ascii);  // ASCII now: checks characters, label and total lengths
+  }
   if (!norm) return norm.error();
   d.value = prefix + norm.value();
   return d;

@@ -14,6 +14,10 @@
 //     optional `:port` or `:lo-hi` (IPv6 with a port in brackets: `[2001:db8::/32]:443`).
 //     Host names are compared case-insensitively, without a trailing dot, in IDNA A-label form.
 //     A flow whose host is an IP literal is matched only by IP/CIDR destinations.
+//   * IPv4 inside IPv6: a flow to an IPv4-mapped (`::ffff:a.b.c.d`) or IPv4-compatible
+//     (`::a.b.c.d`, i.e. ::/96 except `::` and `::1`) address is decided as the IPv4 address
+//     a.b.c.d, by the IPv4 rules only; a destination written in those forms is stored as the
+//     IPv4 address or network (see normalize_mapped and parse_destination).
 #pragma once
 
 #include <array>
@@ -61,6 +65,10 @@ enum class errc {
   bad_port,               ///< port is not a number, or a range is reversed
   port_out_of_range,      ///< port outside 1..65535
   bad_proxy_url,          ///< not `http://host:port` or `https://host:port`
+  mixed_ipv4_compatible,  ///< an IPv6 network in ::/96 holding `::`/`::1` and IPv4-compatible
+                          ///< addresses (::/96 ... ::/126): write the IPv4 network instead
+  idn_string_suffix,      ///< a `*suffix` whose first (partial) label is non-ASCII or starts
+                          ///< with `xn--`: it would never match the longer label's A-label
 };
 const std::error_category& dtr_category() noexcept;
 std::error_code make_error_code(errc e) noexcept;
@@ -86,8 +94,18 @@ struct ip_address {
   friend bool operator==(const ip_address&, const ip_address&) = default;
 };
 
-/// Parses an IPv4 dotted quad or an IPv6 literal (brackets allowed), nothing else.
+/// Parses an IPv4 dotted quad or an IPv6 literal (brackets allowed), nothing else. The address
+/// is returned as written: `::ffff:10.0.0.1` stays IPv6 (pass it through normalize_mapped to get
+/// the address policy::evaluate decides on).
 std::optional<ip_address> parse_ip(std::string_view s) noexcept;
+
+/// The IPv4 address an IPv6 address stands for, if any: an IPv4-mapped address
+/// (::ffff:a.b.c.d, ::ffff:0:0/96) or an IPv4-compatible one (::a.b.c.d, ::/96 except the
+/// unspecified `::` and the loopback `::1`) becomes the IPv4 address a.b.c.d; every other
+/// address, IPv4 included, is returned unchanged. policy::evaluate decides an IP flow on
+/// normalize_mapped(*parse_ip(host)); a caller that connects to the address should use the same
+/// form, so that the decision and the connection concern the same IPv4 host.
+ip_address normalize_mapped(const ip_address& a) noexcept;
 
 struct destination {
   enum class kind : std::uint8_t {
@@ -99,6 +117,9 @@ struct destination {
   };
   kind k = kind::exact;
   std::string value;  ///< normalised host text for the host kinds, empty for cidr
+  /// For cidr: never an IPv4-mapped or IPv4-compatible IPv6 network of prefix >= 96 (those are
+  /// stored as the IPv4 network, prefix - 96). A shorter IPv6 network (`::/0`) stays IPv6 and
+  /// does not match mapped flows, which are decided as IPv4.
   ip_address network;
   unsigned prefix = 0;
   port_range ports;
@@ -108,7 +129,12 @@ struct destination {
   friend bool operator==(const destination&, const destination&) = default;
 };
 
-/// Parses one destination as written in a rules file.
+/// Parses one destination as written in a rules file. `::ffff:10.0.0.0/104` and
+/// `::10.0.0.0/104` become `10.0.0.0/8` (and `[::ffff:192.0.2.1]:443` becomes
+/// `192.0.2.1:443`); `::/96` to `::/126` fail with mixed_ipv4_compatible. A `*suffix` whose
+/// first label is non-ASCII or starts with `xn--` fails with idn_string_suffix: the suffix is
+/// compared with the host's A-label, and the A-label of `bücher` does not end with that of
+/// `ücher`.
 result<destination> parse_destination(std::string_view text);
 
 /// Normalises a host name for matching: ASCII lower case, trailing dot removed, non-ASCII
@@ -157,6 +183,8 @@ struct rule {
 };
 
 struct rule_set {
+  /// Loaded and compiled only without control characters, U+2028/U+2029, bidirectional
+  /// formatting characters or invalid UTF-8 (the same holds for apps and proxy names).
   std::string name;
   std::vector<platform> platforms;
   mode m = mode::full_device;
@@ -268,20 +296,31 @@ std::vector<finding> lint(const policy& p);
 // ---------------------------------------------------------------------------------------------
 // Exports
 
+/// Is `gateway` usable as the gateway of a PAC file: HOST or HOST:PORT, where HOST is an ASCII
+/// host name, an IPv4 address or a bracketed IPv6 address and PORT is 1-65535? Nothing else
+/// (no spaces, `;`, quotes, control characters) so that a hostile Host header can neither
+/// change the PAC's JavaScript nor add a fallback such as `; DIRECT` to its answer.
+bool valid_pac_gateway(std::string_view gateway) noexcept;
+
 /// A PAC file for browsers of `plat` (using the per-app set of `app` when given). `gateway` is
-/// `host:port` of the gateway's TLS listener. Its JavaScript never calls DNS functions.
-/// Returns an empty string when no rule set applies.
+/// `host:port` of the gateway's TLS listener; it may come from a client's Host header and is
+/// treated as hostile. Its JavaScript never calls DNS functions, decides IPv4-mapped and
+/// IPv4-compatible IPv6 hosts as their IPv4 address (like policy::evaluate), and holds only
+/// printable ASCII: every text from the rules file or the caller (origin, set and proxy names,
+/// hosts, gateway) is escaped as a JavaScript string, in comments too.
+/// Returns an empty string when no rule set applies or when !valid_pac_gateway(gateway).
 std::string to_pac(const policy& p, platform plat, std::string_view gateway,
                    std::string_view app = {});
 
 /// The JSON profile a client downloads: the rule sets that apply to `plat`, in order, with the
-/// proxies they use.
+/// proxies they use. Printable ASCII only (other characters as \uXXXX escapes, invalid UTF-8 as
+/// U+FFFD), so it is also safe to embed in JavaScript.
 std::string to_profile_json(const policy& p, platform plat);
 
 /// The decision `d` for flow `f` as one JSON object, the shape of `tunnelctl dtr eval --json`
 /// and the admin API's /api/v1/dtr/eval: action ("refused" with a reason), proxy and proxy_url,
 /// set, rank ("default" for the set's default), line, destination (the pattern that matched),
-/// host, port, platform, app.
+/// host, port, platform, app. Invalid UTF-8 (in a refused host) is replaced by U+FFFD.
 std::string decision_json(const decision& d, const flow& f);
 
 }  // namespace tunnelgate::dtr

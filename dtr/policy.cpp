@@ -6,6 +6,7 @@
 #include "dtr/dtr.hpp"
 #include "dtr/host.hpp"
 #include "dtr/matcher.hpp"
+#include "dtr/text.hpp"
 
 namespace tunnelgate::dtr {
 
@@ -36,6 +37,16 @@ bool may_be_ip(std::string_view h) noexcept {
     if (!ok) return false;
   }
   return true;
+}
+
+/// The address an IP flow is decided on: the one place where a flow's host becomes an address.
+/// IPv4-mapped and IPv4-compatible IPv6 literals are decided as their IPv4 address, so that
+/// `::ffff:10.0.0.1` cannot slip past `block 10.0.0.0/8`.
+std::optional<ip_address> flow_address(std::string_view host) noexcept {
+  if (!may_be_ip(host)) return std::nullopt;
+  auto ip = parse_ip(host);
+  if (ip) ip = normalize_mapped(*ip);
+  return ip;
 }
 
 constexpr std::size_t platform_count = all_platforms.size();
@@ -94,7 +105,7 @@ decision policy::evaluate(const flow& f) const noexcept {
   d.set = &set;
 
   const detail::entry* e = nullptr;
-  if (auto ip = may_be_ip(f.host) ? parse_ip(f.host) : std::nullopt) {
+  if (auto ip = flow_address(f.host)) {
     e = ip->v6 ? m.v6.best(*ip, f.port) : m.v4.best(*ip, f.port);
   } else {
     host_buffer buf;
@@ -181,10 +192,12 @@ class validator {
     std::set<std::string, std::less<>> proxy_names;
     for (std::size_t i = 0; i < spec_.proxies.size(); ++i) {
       const auto& p = spec_.proxies[i];
-      const auto path = "proxies." + p.name;
+      const auto path = "proxies." + detail::shown(p.name);
       if (p.name.empty()) error(p.pos, "proxies", "a proxy needs a name");
+      check_text(p.pos, path, "proxy name", p.name);
       if (!proxy_names.insert(p.name).second) {
-        error(p.pos, path, "proxy '" + p.name + "' is defined twice; give each proxy one name");
+        error(p.pos, path,
+              "proxy '" + detail::shown(p.name) + "' is defined twice; give each proxy one name");
       }
     }
     std::set<std::string, std::less<>> set_names;
@@ -192,9 +205,14 @@ class validator {
       const auto& s = spec_.rule_sets[si];
       const auto path = "rule_sets[" + std::to_string(si) + "]";
       if (s.name.empty()) error(s.pos, path + ".name", "every rule set needs a name");
+      check_text(s.pos, path + ".name", "name", s.name);
+      for (std::size_t ai = 0; ai < s.apps.size(); ++ai) {
+        check_text(ai < s.app_pos.size() ? s.app_pos[ai] : s.pos,
+                   path + ".apps[" + std::to_string(ai) + "]", "app id", s.apps[ai]);
+      }
       if (!s.name.empty() && !set_names.insert(s.name).second) {
         error(s.pos, path + ".name",
-              "rule set name '" + s.name + "' is used twice; names must be unique");
+              "rule set name '" + detail::shown(s.name) + "' is used twice; names must be unique");
       }
       if (s.platforms.empty()) {
         error(s.pos, path + ".platforms",
@@ -233,9 +251,9 @@ class validator {
     } else if (r.act == action::proxy && !proxy_names.contains(r.proxy)) {
       std::string known;
       for (const auto& n : proxy_names)
-        known += (known.empty() ? "" : ", ") + n;
+        known += (known.empty() ? "" : ", ") + detail::shown(n);
       error(r.proxy_pos.line ? r.proxy_pos : r.pos, path + ".proxy",
-            "proxy '" + r.proxy + "' is not defined under `proxies:` (defined: " +
+            "proxy '" + detail::shown(r.proxy) + "' is not defined under `proxies:` (defined: " +
                 (known.empty() ? "none" : known) + ")");
     } else if (r.act != action::proxy && !r.proxy.empty()) {
       error(r.proxy_pos.line ? r.proxy_pos : r.pos, path + ".proxy",
@@ -246,6 +264,13 @@ class validator {
 
   void error(const position& pos, const std::string& path, const std::string& message) {
     errors_.push_back({spec_.origin, pos.line, pos.column, path + ": " + message});
+  }
+
+  /// Names end up in PAC comments, profiles, diagnostics and logs (see name_problem).
+  void check_text(const position& pos, const std::string& path, std::string_view what,
+                  std::string_view text) {
+    if (auto problem = detail::name_problem(what, text); !problem.empty())
+      error(pos, path, problem);
   }
 
   const policy_spec& spec_;

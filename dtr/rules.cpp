@@ -8,6 +8,7 @@
 #include <set>
 
 #include "dtr/dtr.hpp"
+#include "dtr/text.hpp"
 
 namespace tunnelgate::dtr {
 
@@ -85,13 +86,18 @@ class loader {
                   std::initializer_list<std::string_view> known) {
     std::set<std::string, std::less<>> seen;
     for (const auto& kv : map) {
-      const auto key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+      const auto key = kv.first.IsScalar() ? detail::shown(kv.first.Scalar()) : std::string();
       if (std::find(known.begin(), known.end(), key) == known.end()) {
         error(kv.first, child(path, key), "unknown key; expected one of: " + join(known));
       } else if (!seen.insert(key).second) {
         error(kv.first, child(path, key), "key given twice");
       }
     }
+  }
+
+  void check_text(const YAML::Node& n, const std::string& path, std::string_view what,
+                  const std::string& text) {
+    if (auto problem = detail::name_problem(what, text); !problem.empty()) error(n, path, problem);
   }
 
   bool scalar(const YAML::Node& n, const std::string& path, std::string& out,
@@ -114,7 +120,7 @@ class loader {
       proxy_def p;
       p.name = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
       p.pos = pos_of(kv.second);
-      const auto path = "proxies." + p.name;
+      const auto path = "proxies." + detail::shown(p.name);
       if (p.name.empty() ||
           p.name.find_first_not_of(
               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
@@ -127,7 +133,8 @@ class loader {
       }
       if (!parse_proxy_url(p)) {
         error(kv.second, path,
-              "bad proxy URL '" + p.url + "': " + make_error_code(errc::bad_proxy_url).message() +
+              "bad proxy URL '" + detail::shown(p.url) +
+                  "': " + make_error_code(errc::bad_proxy_url).message() +
                   (p.url.find('@') != std::string::npos ? "; credentials never go in the rules file"
                                                         : ""));
         continue;
@@ -148,6 +155,12 @@ class loader {
     }
     if (!u.empty() && u.back() == '/') u.remove_suffix(1);
     if (u.find_first_of("/@?#") != std::string_view::npos) return false;
+    // parse_destination trims blanks; a URL kept "as written" must not carry any.
+    if (std::any_of(u.begin(), u.end(), [](char c) {
+          return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) == 0x7f;
+        })) {
+      return false;
+    }
     auto d = parse_destination(u);
     if (!d) return false;
     const auto& v = d.value();
@@ -175,7 +188,10 @@ class loader {
     rule_set s;
     s.pos = pos_of(n);
     if (auto v = n["name"]) {
-      scalar(v, child(path, "name"), s.name, "a name");
+      // The name lands in PAC comments, profiles and logs: a line break there would end a
+      // JavaScript comment and let the rules file add code to the PAC (export.cpp escapes too).
+      if (scalar(v, child(path, "name"), s.name, "a name"))
+        check_text(v, child(path, "name"), "name", s.name);
     } else {
       error(n, child(path, "name"), "missing: every rule set needs a name");
     }
@@ -188,7 +204,8 @@ class loader {
         const auto p = v[i].IsScalar() ? parse_platform(v[i].Scalar()) : std::nullopt;
         if (!p) {
           error(v[i], child(path, "platforms") + "[" + std::to_string(i) + "]",
-                "unknown platform '" + (v[i].IsScalar() ? v[i].Scalar() : std::string()) +
+                "unknown platform '" +
+                    (v[i].IsScalar() ? detail::shown(v[i].Scalar()) : std::string()) +
                     "'; expected " + join({"ios", "android", "macos", "windows", "linux"}));
         } else if (std::find(s.platforms.begin(), s.platforms.end(), *p) != s.platforms.end()) {
           error(v[i], child(path, "platforms"), "platform listed twice");
@@ -211,7 +228,9 @@ class loader {
       } else {
         for (std::size_t i = 0; i < v.size(); ++i) {
           std::string app;
-          if (scalar(v[i], child(path, "apps") + "[" + std::to_string(i) + "]", app, "an app id")) {
+          const auto ipath = child(path, "apps") + "[" + std::to_string(i) + "]";
+          if (scalar(v[i], ipath, app, "an app id")) {
+            check_text(v[i], ipath, "app id", app);
             s.apps.push_back(app);
             s.app_pos.push_back(pos_of(v[i]));
           }
@@ -250,7 +269,7 @@ class loader {
       error(n, child(path, "action"), "missing: action is tunnel, proxy, bypass or block");
     } else if (auto a = v.IsScalar() ? parse_action(v.Scalar()) : std::nullopt; !a) {
       error(v, child(path, "action"),
-            "unknown action '" + (v.IsScalar() ? v.Scalar() : std::string()) +
+            "unknown action '" + (v.IsScalar() ? detail::shown(v.Scalar()) : std::string()) +
                 "'; expected tunnel, proxy, bypass or block");
     } else {
       r.act = *a;
@@ -269,7 +288,7 @@ class loader {
   void add_destination(const std::string& text, position p, const std::string& path, rule& r) {
     auto d = parse_destination(text);
     if (!d) {
-      error_at(p, path, "'" + text + "': " + d.error().message());
+      error_at(p, path, "'" + detail::shown(text) + "': " + d.error().message());
       return;
     }
     r.destinations.push_back(std::move(d).value());

@@ -3,6 +3,7 @@
 // and port ranges collide often. Any disagreement prints the rule set and the flow.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <random>
 
 #include "dtr/dtr.hpp"
@@ -33,6 +34,32 @@ class generator {
     return "2001:db8:" + std::to_string(pick(0, 3)) + "::" + std::to_string(pick(0, 7));
   }
 
+  /// The IPv4 address `v4text` as an IPv4-mapped or IPv4-compatible IPv6 literal, in one of the
+  /// spellings a client may send, or one of the addresses next to those ranges.
+  std::string mapped(const std::string& v4text) {
+    const auto a = parse_ip(v4text).value();
+    char hex[32];
+    std::snprintf(hex, sizeof hex, "%x:%x", (a.bytes[0] << 8) | a.bytes[1],
+                  (a.bytes[2] << 8) | a.bytes[3]);
+    switch (pick(0, 6)) {
+      case 0:
+        return "::ffff:" + v4text;
+      case 1:
+        return "::FFFF:" + std::string(hex);
+      case 2:
+        return "[0:0:0:0:0:ffff:" + v4text + "]";
+      case 3:
+        return "::" + v4text;  // IPv4-compatible
+      case 4:
+        return "::" + std::string(hex);
+      default: {
+        static const char* near[] = {"::",           "::1",       "::2",           "::ffff:0:0",
+                                     "::fffe:a00:1", "::1:a00:1", "::ffff:1:a00:1"};
+        return near[pick(0, 6)];
+      }
+    }
+  }
+
   std::uint16_t port() {
     static const std::uint16_t ports[] = {1, 22, 80, 443, 1024, 8443, 65535};
     return ports[pick(0, 6)];
@@ -52,9 +79,22 @@ class generator {
     }
   }
 
+  /// A masked IPv4 network of this alphabet: (address text, prefix).
+  std::pair<std::string, int> v4_network() {
+    const int prefix = pick(8, 32);
+    auto net = parse_ip(v4()).value();
+    for (int bit = prefix; bit < 32; ++bit)
+      net.bytes[bit / 8] &= static_cast<std::uint8_t>(~(1U << (7 - bit % 8)));
+    destination x;
+    x.k = destination::kind::cidr;
+    x.network = net;
+    x.prefix = 32;
+    return {x.text(), prefix};
+  }
+
   std::string destination_text() {
     const auto ports = ports_suffix();
-    switch (pick(0, 9)) {
+    switch (pick(0, 10)) {
       case 0:
       case 1:
         return host() + ports;
@@ -96,8 +136,21 @@ class generator {
         const auto t = x.text();
         return ports.empty() ? t : "[" + t + "]" + ports;
       }
-      default:
+      case 9:
         return v4() + ports;
+      default: {  // IPv6 forms of IPv4 networks, and IPv6 networks around them
+        std::string t;
+        if (pick(0, 1) == 0) {
+          const auto [addr, prefix] = v4_network();
+          t = (pick(0, 1) ? "::ffff:" : "::") + addr + "/" + std::to_string(96 + prefix);
+        } else {
+          static const char* around[] = {"::/0",      "::/64", "::fffe:0:0/95", "::ffff:0:0/96",
+                                         "::1",       "::",    "::/127",        "::fffe:a00:0/120",
+                                         "::1:0:0/96"};
+          t = around[pick(0, 8)];
+        }
+        return ports.empty() ? t : "[" + t + "]" + ports;
+      }
     }
   }
 
@@ -143,6 +196,7 @@ std::string describe(const rule_set& s) {
 TEST(Differential, CompiledMatcherAgreesWithLinearScan) {
   int compared = 0;
   int matched_rules = 0;
+  int mapped_matched_as_v4 = 0;
   for (unsigned seed = 1; seed <= 150; ++seed) {
     generator g(seed);
     policy_spec spec;
@@ -153,12 +207,15 @@ TEST(Differential, CompiledMatcherAgreesWithLinearScan) {
     const auto& set = compiled.value->spec().rule_sets[0];
     for (int q = 0; q < 400; ++q) {
       std::string host;
-      switch (g.pick(0, 3)) {
+      switch (g.pick(0, 4)) {
         case 0:
           host = g.v4();
           break;
         case 1:
           host = g.v6();
+          break;
+        case 2:
+          host = g.mapped(g.v4());
           break;
         default:
           host = g.host();
@@ -173,11 +230,14 @@ TEST(Differential, CompiledMatcherAgreesWithLinearScan) {
       ASSERT_EQ(d.act, want.act);
       ++compared;
       matched_rules += d.rank != 0;
+      mapped_matched_as_v4 +=
+          host.find(':') != std::string::npos && d.matched != nullptr && !d.matched->network.v6;
     }
   }
   // The generator must exercise both outcomes, or the comparison proves little.
   EXPECT_GT(matched_rules, compared / 5);
   EXPECT_LT(matched_rules, compared * 4 / 5);
+  EXPECT_GT(mapped_matched_as_v4, compared / 50);
 }
 
 TEST(Differential, CoveringAgreesWithBruteForce) {
@@ -197,8 +257,10 @@ TEST(Differential, CoveringAgreesWithBruteForce) {
           const auto& by = set.rules[ri].destinations[di];
           ASSERT_LT(static_cast<int>(ri) + 1, r.rank);
           for (int q = 0; q < 200; ++q) {
-            const std::string host =
-                d.k == destination::kind::cidr ? (d.network.v6 ? g.v6() : g.v4()) : g.host();
+            std::string host = g.host();
+            if (d.k == destination::kind::cidr) {
+              host = d.network.v6 ? g.v6() : g.pick(0, 1) ? g.v4() : g.mapped(g.v4());
+            }
             const auto port = g.port();
             const auto ip = parse_ip(host);
             if (testing::linear_matches(d, host, ip ? &*ip : nullptr, port)) {

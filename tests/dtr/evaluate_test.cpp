@@ -186,6 +186,129 @@ TEST_F(Evaluate, SelectReportsTheSetAFlowWouldUse) {
   EXPECT_EQ(policy_->select(platform::windows, ""), nullptr);
 }
 
+// IPv4 inside IPv6: a flow to an IPv4-mapped (::ffff:a.b.c.d) or IPv4-compatible (::a.b.c.d)
+// address is decided as a.b.c.d, by the IPv4 rules, however the client spells it; destinations
+// written in those forms are IPv4 destinations.
+constexpr std::string_view mapped_yaml = R"(rule_sets:
+  - name: mapped
+    platforms: [ios]
+    mode: full-device
+    default: bypass
+    rules:
+      - action: block
+        destinations: ["10.0.0.0/8"]
+      - action: tunnel
+        destinations: ["::ffff:192.0.2.0/120", "[::ffff:198.51.100.7]:443", "::203.0.113.0/120"]
+      - action: block
+        destinations: ["::/0"]
+      - action: tunnel
+        destinations: ["0.0.0.0/0"]
+)";
+
+class EvaluateMapped : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto r = load_rules(mapped_yaml, "mapped.yaml");
+    ASSERT_TRUE(r) << (r.errors.empty() ? "" : r.errors.front().to_string());
+    policy_ = r.value;
+  }
+  static decision decide(std::string_view host, std::uint16_t port = 443) {
+    return policy_->evaluate({host, port, platform::ios, ""});
+  }
+  static std::shared_ptr<const policy> policy_;
+};
+std::shared_ptr<const policy> EvaluateMapped::policy_;
+
+TEST_F(EvaluateMapped, MappedAndCompatibleHostsAreDecidedAsIpv4) {
+  for (auto h : {"10.0.0.1", "::ffff:10.0.0.1", "[::ffff:10.0.0.1]", "::FFFF:A00:1",
+                 "0:0:0:0:0:ffff:10.0.0.1", "0000:0000:0000:0000:0000:FFFF:0A00:0001", "::10.0.0.1",
+                 "::a00:1", "[::a00:1]", "::ffff:10.255.255.255"}) {
+    const auto d = decide(h);
+    EXPECT_EQ(d.act, action::block) << h;
+    EXPECT_EQ(d.rank, 1) << h;
+    EXPECT_EQ(d.line, 7) << h;
+    ASSERT_NE(d.matched, nullptr) << h;
+    EXPECT_EQ(d.matched->text(), "10.0.0.0/8") << h;
+  }
+  // Next to 10.0.0.0/8 in either family: not blocked by rule 1.
+  EXPECT_EQ(decide("::ffff:11.0.0.1").rank, 4);
+  EXPECT_EQ(decide("::ffff:9.255.255.255").rank, 4);
+}
+
+TEST_F(EvaluateMapped, MappedDestinationsMatchBothSpellings) {
+  // "::ffff:192.0.2.0/120" is the IPv4 network 192.0.2.0/24.
+  for (auto h : {"192.0.2.5", "::ffff:192.0.2.5", "::ffff:c000:205", "::192.0.2.5"}) {
+    EXPECT_EQ(decide(h).rank, 2) << h;
+    EXPECT_EQ(decide(h).act, action::tunnel) << h;
+  }
+  EXPECT_EQ(decide("192.0.2.5").matched->text(), "192.0.2.0/24");
+  // "[::ffff:198.51.100.7]:443" is 198.51.100.7:443; other ports fall to 0.0.0.0/0.
+  EXPECT_EQ(decide("198.51.100.7").rank, 2);
+  EXPECT_EQ(decide("::ffff:198.51.100.7").rank, 2);
+  EXPECT_EQ(decide("198.51.100.7", 80).rank, 4);
+  EXPECT_EQ(decide("::ffff:198.51.100.7", 80).rank, 4);
+  // The IPv4-compatible form of a destination too.
+  EXPECT_EQ(decide("203.0.113.9").rank, 2);
+  EXPECT_EQ(decide("::ffff:203.0.113.9").rank, 2);
+}
+
+TEST_F(EvaluateMapped, OtherIpv6AddressesStayIpv6) {
+  // ::/0 holds only what stays IPv6: mapped hosts went to the IPv4 rules above.
+  for (auto h : {"::1", "::", "[::1]", "2001:db8::1", "::fffe:a00:1", "::1:a00:1", "::ffff:1:a00:1",
+                 "64:ff9b::a00:1", "2002:a00:1::1", "fe80::ffff:a00:1"}) {
+    const auto d = decide(h);
+    EXPECT_EQ(d.rank, 3) << h;
+    EXPECT_EQ(d.act, action::block) << h;
+  }
+  // The unspecified and loopback addresses are not IPv4-compatible; ::2 and up are.
+  EXPECT_EQ(decide("::2").rank, 4);
+  EXPECT_EQ(decide("::0.0.0.2").rank, 4);
+  EXPECT_EQ(decide("::0.0.0.1").rank, 3);
+  EXPECT_EQ(decide("::ffff:0:0").rank, 4);  // mapped 0.0.0.0
+  EXPECT_EQ(decide("::ffff:0.0.0.1").rank, 4);
+}
+
+TEST_F(EvaluateMapped, MalformedMappedLiteralsAreRefused) {
+  for (auto h : {"::ffff:10.0.0", "::ffff:10.0.0.256", "::ffff:010.0.0.1", "::ffff:10.0.0.1%eth0",
+                 ":::ffff:10.0.0.1", "::ffff::10.0.0.1"}) {
+    EXPECT_EQ(decide(h).refusal, "bad-host") << h;
+  }
+}
+
+// `*suffix` and internationalised names: the label-boundary wildcard and exact IDN hosts work
+// in either form; a `*suffix` that starts inside a non-ASCII label cannot be loaded (load_test).
+constexpr std::string_view idn_yaml = R"(rule_sets:
+  - name: idn
+    platforms: [ios]
+    mode: full-device
+    default: bypass
+    rules:
+      - action: block
+        destinations: ["*.bücher.de", "bücher.de"]
+      - action: tunnel
+        destinations: ["*shop.straße.de", "*-admin.münchen.de"]
+)";
+
+TEST(EvaluateIdn, LabelSuffixExactAndAsciiStringSuffixOnIdnNames) {
+  auto r = load_rules(idn_yaml, "idn.yaml");
+  ASSERT_TRUE(r) << (r.errors.empty() ? "" : r.errors.front().to_string());
+  auto decide = [&](std::string_view h) { return r.value->evaluate({h, 443, platform::ios, ""}); };
+  for (auto h : {"bücher.de", "BÜCHER.de", "xn--bcher-kva.de", "www.bücher.de", "WWW.BÜCHER.DE.",
+                 "a.b.xn--bcher-kva.de", "shop.bücher.de"}) {
+    EXPECT_EQ(decide(h).rank, 1) << h;
+  }
+  for (auto h : {"meinbücher.de", "xn--meinbcher-u9a.de", "bucher.de", "ücher.de", "de"}) {
+    EXPECT_EQ(decide(h).rank, 0) << h;
+  }
+  // The complete labels after an ASCII partial label are converted on their own.
+  for (auto h : {"shop.straße.de", "myshop.xn--strae-oqa.de", "a.shop.straße.de",
+                 "x-admin.münchen.de", "-admin.xn--mnchen-3ya.de"}) {
+    EXPECT_EQ(decide(h).rank, 2) << h;
+  }
+  EXPECT_EQ(decide("shop.strasse.de").rank, 0);  // UTS #46 non-transitional: ß stays ß
+  EXPECT_EQ(decide("admin.münchen.de").rank, 0);
+}
+
 TEST(Preset, OktaEntraLoginExpandsToTheSignInHosts) {
   const auto hosts = okta_entra_login_destinations({"acme", "login.acme.com", "ip.echo.example"});
   auto has = [&](std::string_view h) {

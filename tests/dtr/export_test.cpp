@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "dtr/dtr.hpp"
+#include "dtr/text.hpp"
 #include "support/temp_dir.hpp"
 
 namespace tunnelgate::dtr {
@@ -170,6 +171,223 @@ TEST(Pac, PerAppSetForABrowserApp) {
   EXPECT_EQ(got[1], "PROXY 127.0.0.1:9");
   // ios has no full-device set: no PAC without an app.
   EXPECT_TRUE(to_pac(*p, platform::ios, "gw.example:443").empty());
+}
+
+TEST(Pac, MappedHostsAreDecidedLikeTheirIpv4Address) {
+  // The browser may hand FindProxyForURL an IPv4 address as an IPv4-mapped or IPv4-compatible
+  // IPv6 literal, in any spelling; the PAC must decide it like the gateway does: as IPv4.
+  const auto p = load();
+  constexpr std::string_view gw = "gw.example:8443";
+  const auto pac = to_pac(*p, platform::windows, gw);
+  struct c {
+    std::string url, host;
+    std::uint16_t port;
+  };
+  const std::vector<c> cases = {
+      {"https://[::ffff:198.51.100.9]/", "::ffff:198.51.100.9", 443},
+      {"https://[::ffff:c633:6409]/", "[::ffff:c633:6409]", 443},
+      {"https://[::198.51.100.9]/", "::198.51.100.9", 443},
+      {"https://[::c633:6409]/", "::C633:6409", 443},
+      {"https://[0:0:0:0:0:ffff:c633:6409]/", "0:0:0:0:0:ffff:c633:6409", 443},
+      {"http://[::ffff:10.1.2.3]:1024/", "::ffff:10.1.2.3", 1024},
+      {"http://[::ffff:a01:203]:1025/", "::ffff:a01:203", 1025},
+      {"http://[::a01:203]:80/", "::a01:203", 80},
+      {"https://[::ffff:cb00:7109]/", "::ffff:cb00:7109", 443},
+      {"https://[::203.0.113.9]/", "::203.0.113.9", 443},
+      {"https://203.0.113.9/", "203.0.113.9", 443},
+      {"https://[::ffff:203.0.114.9]/", "::ffff:203.0.114.9", 443},
+      {"https://[::1]/", "::1", 443},
+      {"https://[::]/", "::", 443},
+      {"https://[::2]/", "::2", 443},
+      {"https://[::fffe:c633:6409]/", "::fffe:c633:6409", 443},
+      {"https://[::1:c633:6409]/", "::1:c633:6409", 443},
+      {"https://[64:ff9b::c633:6409]/", "64:ff9b::c633:6409", 443},
+      {"https://[2001:db8:bad::c633:6409]/", "2001:db8:bad::c633:6409", 443},
+  };
+  std::vector<std::pair<std::string, std::string>> in;
+  for (const auto& x : cases)
+    in.emplace_back(x.url, x.host);
+  const auto got = run_pac(pac, in);
+  ASSERT_EQ(got.size(), cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto want =
+        expected_pac_answer(*p, {cases[i].host, cases[i].port, platform::windows, ""}, gw);
+    EXPECT_EQ(got[i], want) << cases[i].host;
+  }
+  // 198.51.100.0/24 is blocked in every spelling; 10.0.0.0/8:1-1024 goes to the corp proxy.
+  for (std::size_t i = 0; i < 5; ++i)
+    EXPECT_EQ(got[i], "PROXY 127.0.0.1:9") << cases[i].host;
+  EXPECT_EQ(got[5], "HTTPS proxy.corp.example:3128");
+  EXPECT_EQ(got[6], "DIRECT");
+  EXPECT_EQ(got[7], "HTTPS proxy.corp.example:3128");
+  // "::ffff:203.0.113.0/120" in the rules file is 203.0.113.0/24, whatever the host's spelling.
+  EXPECT_EQ(got[8], "HTTPS gw.example:8443");
+  EXPECT_EQ(got[9], "HTTPS gw.example:8443");
+  EXPECT_EQ(got[10], "HTTPS gw.example:8443");
+  // Plain IPv6 (and 2001:db8::/32 to the v6 proxy) stays IPv6.
+  EXPECT_EQ(got[18], "PROXY 127.0.0.1:9");
+}
+
+/// Lines of `pac` that define FindProxyForURL (a function statement at the start of a line).
+int definitions(const std::string& pac) {
+  int n = 0;
+  std::istringstream in(pac);
+  for (std::string line; std::getline(in, line);)
+    n += line.rfind("function FindProxyForURL", 0) == 0;
+  return n;
+}
+
+bool printable_ascii(const std::string& text) {
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c != '\n' && (c < 0x20 || c > 0x7e)) return false;
+  }
+  return true;
+}
+
+// The file name and the rule-set name go into `//` comments. A line terminator in them (\n, \r,
+// U+2028, U+2029 all end a JavaScript comment) would let them define a FindProxyForURL of their
+// own that sends everything DIRECT. Names are refused at load (load_test); the origin comes from
+// the caller. Both are escaped at output.
+TEST(Pac, HostileTextCannotChangeFindProxyForURL) {
+  constexpr std::string_view yaml = R"(rule_sets:
+  - name: "evil */ \" ' \\ /* name"
+    platforms: [windows]
+    mode: full-device
+    default: block
+    rules:
+      - action: tunnel
+        destinations: [acme.okta.com]
+)";
+  const std::string payload = R"(function FindProxyForURL(url, host) { return "DIRECT"; })";
+  for (const std::string& t :
+       std::vector<std::string>{"\n", "\r", "\r\n", "\u2028", "\u2029", "*/", "\"", "\\", "'",
+                                std::string(1, '\0'), "\x85", "\xe2\x80", "\xff"}) {
+    const std::string origin = "rules" + t + payload + t + "//" + t;
+    const auto r = load_rules(yaml, origin);
+    ASSERT_TRUE(r) << (r.errors.empty() ? "" : r.errors.front().to_string());
+    const auto pac = to_pac(*r.value, platform::windows, "gw.example:8443");
+    ASSERT_FALSE(pac.empty());
+    EXPECT_TRUE(printable_ascii(pac)) << pac;
+    EXPECT_EQ(definitions(pac), 1) << pac;
+    EXPECT_NE(pac.find("rule set 'evil */ \\\" ' \\\\ /* name'"), std::string::npos) << pac;
+    const auto got = run_pac(pac, {{"https://acme.okta.com/", "acme.okta.com"},
+                                   {"https://example.com/", "example.com"}});
+    ASSERT_EQ(got.size(), 2U) << pac;
+    EXPECT_EQ(got[0], "HTTPS gw.example:8443");
+    EXPECT_EQ(got[1], "PROXY 127.0.0.1:9");
+  }
+}
+
+// The gateway comes from the client's Host header: anything but HOST[:PORT] gets no PAC at all
+// (the answer string could otherwise gain a "; DIRECT" fallback, or the code a new function).
+TEST(Pac, GatewayMustBeHostAndPort) {
+  const auto p = load();
+  for (const std::string& gw : std::vector<std::string>{
+           "gw.example:8443\n}\nfunction FindProxyForURL(u, h) { return \"DIRECT\"; }\n//",
+           "gw.example:8443\u2028x",
+           "gw.example:8443\u2029x",
+           "gw.example:8443; DIRECT",
+           "gw.example:8443;DIRECT",
+           "gw.example\";",
+           "gw\\x",
+           "gw x",
+           "gw */",
+           "",
+           ":443",
+           "gw.example:",
+           "gw.example:0",
+           "gw.example:65536",
+           "gw.example:443:1",
+           "[::1",
+           "[::1]x",
+           "[::1]:",
+           "[10.0.0.1]:443",
+           "::1",
+           "[fe80::1%eth0]:443",
+           "[[::1]]:443",
+           "bücher.example:443",
+           "127.1:443",
+           "gw..example",
+           "gw.example:+443",
+           "gw.example:0443x",
+           std::string("gw\0x", 4)}) {
+    EXPECT_FALSE(valid_pac_gateway(gw)) << gw;
+    EXPECT_TRUE(to_pac(*p, platform::windows, gw).empty()) << gw;
+  }
+  for (const std::string gw :
+       {"gw", "gw.example:8443", "GW.Example.:443", "gw_1.example:1", "192.0.2.1:8443", "192.0.2.1",
+        "[2001:db8::1]:8443", "[::1]", "[::ffff:192.0.2.1]:443", "xn--bcher-kva.example:65535"}) {
+    EXPECT_TRUE(valid_pac_gateway(gw)) << gw;
+    const auto pac = to_pac(*p, platform::windows, gw);
+    const auto got = run_pac(pac, {{"https://acme.okta.com/", "acme.okta.com"}});
+    ASSERT_EQ(got.size(), 1U) << gw;
+    EXPECT_EQ(got[0], "HTTPS " + gw);
+  }
+}
+
+TEST(Pac, JsEscapeYieldsTheSameStringInAJavaScriptEngine) {
+  const std::vector<std::string> texts = {"plain",
+                                          "a\nb",
+                                          "a\rb",
+                                          "a\u2028b",
+                                          "a\u2029b",
+                                          "*/ /* //",
+                                          "\"'\\",
+                                          std::string("nul\0x", 5),
+                                          "\x01\x1f\x7f",
+                                          "\u0085 nel",
+                                          "B\u00fcro \u202e rlo",
+                                          "emoji \U0001F600",
+                                          "</script>"};
+  std::string pac = "function FindProxyForURL(url, host) {\n  var s = [";
+  for (const auto& t : texts) {
+    const auto e = detail::js_escape(t);
+    EXPECT_TRUE(printable_ascii(e)) << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos);
+    pac += "\"" + e + "\", ";
+  }
+  pac += "];\n  return s[parseInt(host, 10)];\n}\n";
+  std::vector<std::pair<std::string, std::string>> in;
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    in.emplace_back("https://x/", std::to_string(i));
+  const auto got = run_pac(pac, in);
+  ASSERT_EQ(got.size(), texts.size()) << pac;
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    EXPECT_EQ(got[i], texts[i]) << detail::js_escape(texts[i]);
+  // Invalid UTF-8 cannot be carried: each bad byte becomes U+FFFD.
+  EXPECT_EQ(detail::js_escape("a\xff"
+                              "b\xc3"),
+            "a\\uFFFDb\\uFFFD");
+  EXPECT_EQ(detail::js_escape("\xed\xa0\x80"), "\\uFFFD\\uFFFD\\uFFFD");  // no surrogates
+  EXPECT_EQ(detail::js_escape("\xc0\xaf"), "\\uFFFD\\uFFFD");             // no overlongs
+}
+
+TEST(Profile, IsAsciiJsonThatCarriesTheSameText) {
+  constexpr std::string_view yaml = R"(rule_sets:
+  - name: "Büro */ \" ' \\ name"
+    platforms: [windows]
+    mode: per-app
+    apps: ['C:\Program Files\Büro\app.exe', com.example]
+    default: block
+    rules:
+      - action: tunnel
+        destinations: [bücher.de, "*.bücher.de"]
+)";
+  const auto r = load_rules(yaml, "profile.yaml");
+  ASSERT_TRUE(r) << (r.errors.empty() ? "" : r.errors.front().to_string());
+  const auto text = to_profile_json(*r.value, platform::windows);
+  EXPECT_TRUE(printable_ascii(text)) << text;
+  const auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["rule_sets"][0]["name"], "Büro */ \" ' \\ name");
+  EXPECT_EQ(j["rule_sets"][0]["apps"][0], "C:\\Program Files\\Büro\\app.exe");
+  EXPECT_EQ(j["rule_sets"][0]["rules"][0]["destinations"][1], "*.xn--bcher-kva.de");
+  // A refused flow's host is echoed even when it is not UTF-8, without throwing.
+  const flow f{"bad\xff.example", 443, platform::windows, "com.example"};
+  const auto d = r.value->evaluate(f);
+  EXPECT_EQ(d.refusal, "bad-host");
+  const auto dj = nlohmann::json::parse(decision_json(d, f));
+  EXPECT_EQ(dj["host"], "bad\uFFFD.example");
 }
 
 TEST(Profile, ListsTheSetsOfThePlatformWithTheirProxies) {

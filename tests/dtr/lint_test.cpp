@@ -92,6 +92,31 @@ TEST(Lint, DuplicateDestinations) {
   EXPECT_NE(f[1].where.message.find("already listed in rule 1"), std::string::npos);
 }
 
+TEST(Lint, MappedDestinationsAreTheirIpv4Form) {
+  // `::ffff:10.0.0.0/104` is 10.0.0.0/8: a duplicate of it, and shadowed by 10.0.0.0/7; a plain
+  // IPv6 network (::/0) does not cover it, because mapped flows are decided as IPv4.
+  const auto f =
+      lint_text(rules("      - action: tunnel\n        destinations: [10.0.0.0/8, '::/0']\n"
+                      "      - action: block\n        destinations: ['::ffff:10.0.0.0/104', "
+                      "'::ffff:10.0.0.1', '::ffff:11.0.0.0/104', '::ffff:12.0.0.0/104']\n"
+                      "      - action: block\n        destinations: [8.0.0.0/5, '::1']\n"
+                      "      - action: block\n        destinations: ['[::ffff:12.0.0.1]:443']\n"));
+  ASSERT_EQ(f.size(), 4U) << dump(f);
+  EXPECT_EQ(f[0].code, "duplicate-destination");
+  EXPECT_EQ(f[0].where.line, 10);
+  EXPECT_NE(f[0].where.message.find("'10.0.0.0/8' is already listed in rule 1"), std::string::npos)
+      << f[0].where.message;
+  EXPECT_EQ(f[1].code, "shadowed-destination");
+  EXPECT_NE(f[1].where.message.find("'10.0.0.1' never matches here: '10.0.0.0/8'"),
+            std::string::npos)
+      << f[1].where.message;
+  EXPECT_EQ(f[2].code, "shadowed-destination");  // ::1 is inside ::/0; 8.0.0.0/5 is new
+  EXPECT_EQ(f[2].where.line, 12);
+  EXPECT_NE(f[2].where.message.find("'::1' never matches here: '::/0'"), std::string::npos);
+  EXPECT_EQ(f[3].code, "shadowed-rule");  // 12.0.0.1:443 is in rule 2's 12.0.0.0/8
+  EXPECT_EQ(f[3].where.line, 13);
+}
+
 TEST(Lint, UnusedProxy) {
   const auto f = lint_text(
       "proxies:\n  used: http://p.example:1\n  idle: http://q.example:2\n" +
