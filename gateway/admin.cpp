@@ -135,7 +135,7 @@ http::response<http::string_body> dtr_eval(const shared_state& st, std::string_v
         400, {{"error", "platform must be one of ios, android, macos, windows, linux"}}, ka);
   }
   connect_target t;
-  if (const auto e = parse_connect_target(get("destination"), t); e != target_error::ok) {
+  if (const auto e = parse_connect_target(get("destination"), t); e != refusal::none) {
     return json_reply(400,
                       {{"error", "destination must be HOST:PORT ([IPv6]:PORT), port 1-65535 (" +
                                      std::string(to_string(e)) + ")"}},
@@ -172,7 +172,8 @@ http::response<http::string_body> route(shared_state& st,
   }
   if (method == http::verb::get && target == "/metrics") {
     return reply(200,
-                 st.stats.render() + (st.comp ? st.comp->render_metrics() : std::string()) +
+                 st.stats.render(st.registry.size()) +
+                     (st.comp ? st.comp->render_metrics() : std::string()) +
                      (st.idp ? st.idp->render_metrics() : std::string()),
                  "text/plain; version=0.0.4", ka);
   }
@@ -226,8 +227,9 @@ http::response<http::string_body> route(shared_state& st,
     if (!certauth::check_udid_value(udid).empty()) {
       return json_reply(400, {{"error", "not a valid UDID"}}, ka);
     }
-    const auto n = st.registry.kill_device(udid, "admin");
-    return json_reply(200, {{"closed", n}, {"udid", udid}}, ka);
+    const auto device = canonical_udid(udid);
+    const auto n = st.registry.kill_device(device, "admin");
+    return json_reply(200, {{"closed", n}, {"udid", device}}, ka);
   }
   return json_reply(404,
                     {{"error", "no such endpoint"},

@@ -230,7 +230,9 @@ class loader {
       return;
     }
     if (!map(n, "tls")) return;
-    keys(n, "tls", {"cert", "key", "client_ca", "crl", "min_version", "clock_skew", "stale_crl"});
+    keys(n, "tls",
+         {"cert", "key", "client_ca", "crl", "min_version", "clock_skew", "stale_crl",
+          "crl_required"});
     auto& t = cfg_->tls;
     for (auto [key, out] :
          {std::pair{"cert", &t.cert}, {"key", &t.key}, {"client_ca", &t.client_ca}}) {
@@ -266,6 +268,14 @@ class loader {
       milliseconds d{0};
       duration(v, "tls.clock_skew", d);
       t.clock_skew = std::chrono::duration_cast<std::chrono::seconds>(d);
+    }
+    if (auto v = n["crl_required"]) {
+      t.crl_required = flag(v, "tls.crl_required", true);
+      if (*t.crl_required && t.crl.empty()) {
+        error(v, "tls.crl_required",
+              "true without any tls.crl would refuse every device: add the CA's CRL files, or "
+              "set it to false to accept devices without a revocation check");
+      }
     }
     if (auto v = n["stale_crl"]) {
       const auto s = v.IsScalar() ? v.Scalar() : std::string();
@@ -335,8 +345,21 @@ class loader {
     if (!map(n, "egress")) return;
     keys(n, "egress",
          {"address", "resolve_timeout", "connect_timeout", "proxy_ca", "resolver", "check_url",
-          "check_ca"});
+          "check_ca", "allow", "deny"});
     if (auto rs = n["resolver"]) resolver(rs);
+    ranges(n["allow"], "egress.allow", cfg_->egress.allow);
+    ranges(n["deny"], "egress.deny", cfg_->egress.deny);
+    // deny wins over allow: an allow entry wholly inside a deny entry opens nothing.
+    for (std::size_t i = 0; i < cfg_->egress.allow.size(); ++i) {
+      const auto& a = cfg_->egress.allow[i];
+      for (const auto& d : cfg_->egress.deny) {
+        if (d.contains(a.network) && d.prefix <= a.prefix) {
+          error(n["allow"][i], "egress.allow[" + std::to_string(i) + "]",
+                a.text() + " lies inside egress.deny " + d.text() +
+                    ", and deny wins: remove one of them");
+        }
+      }
+    }
     if (auto u = n["check_url"]) {
       if (auto t = text(u, "egress.check_url")) {
         if (t->rfind("https://", 0) != 0 && t->rfind("http://", 0) != 0) {
@@ -386,6 +409,31 @@ class loader {
     }
     duration(n["resolve_timeout"], "egress.resolve_timeout", cfg_->egress.resolve_timeout);
     duration(n["connect_timeout"], "egress.connect_timeout", cfg_->egress.connect_timeout);
+  }
+
+  // egress.allow / egress.deny: lists of addresses or CIDRs.
+  void ranges(const YAML::Node& n, const std::string& path, std::vector<cidr>& out) {
+    if (!n) return;
+    if (!n.IsSequence()) {
+      error(n, path,
+            "expected a list of addresses or CIDRs, e.g. [\"10.20.0.0/16\", \"fd00::/8\"]");
+      return;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const auto item = n[i];
+      std::string why;
+      auto c = item.IsScalar() ? cidr::parse(item.Scalar(), why) : std::nullopt;
+      if (!c) {
+        error(item, path + "[" + std::to_string(i) + "]",
+              why.empty() ? "expected an address or CIDR such as 10.20.0.0/16" : why);
+        continue;
+      }
+      if (std::find(out.begin(), out.end(), *c) != out.end()) {
+        error(item, path + "[" + std::to_string(i) + "]", c->text() + " is listed twice");
+        continue;
+      }
+      out.push_back(*c);
+    }
   }
 
   // egress.resolver: name servers as IP or IP:PORT ([IPv6]:PORT); port 53 by default.
@@ -459,8 +507,8 @@ class loader {
     if (!n) return;
     if (!map(n, "limits")) return;
     keys(n, "limits",
-         {"max_sessions_per_device", "max_connections", "header_limit", "max_headers",
-          "handshake_timeout", "header_timeout", "idle_timeout", "upstream_timeout",
+         {"max_sessions_per_device", "max_connections", "header_limit", "target_limit",
+          "max_headers", "handshake_timeout", "header_timeout", "idle_timeout", "upstream_timeout",
           "shutdown_grace"});
     auto& l = cfg_->limits;
     auto size = [&](const char* key, std::size_t& out, long long lo, long long hi) {
@@ -472,6 +520,7 @@ class loader {
     size("max_sessions_per_device", l.max_sessions_per_device, 1, 100000);
     size("max_connections", l.max_connections, 1, 1000000);
     size("header_limit", l.header_limit, 512, 1024 * 1024);
+    size("target_limit", l.target_limit, 300, 8192);
     size("max_headers", l.max_headers, 4, 1000);
     duration(n["handshake_timeout"], "limits.handshake_timeout", l.handshake_timeout);
     duration(n["header_timeout"], "limits.header_timeout", l.header_timeout);

@@ -12,6 +12,7 @@
 
 #include "certauth/certauth.hpp"
 #include "dtr/dtr.hpp"
+#include "gateway/egress_policy.hpp"
 #include "gateway/net.hpp"
 #include "idp/idp.hpp"
 
@@ -27,6 +28,8 @@ struct tls_config {
   int min_version = 0;  ///< TLS1_2_VERSION or TLS1_3_VERSION
   std::chrono::seconds clock_skew{300};
   certauth::stale_crl_policy stale_crl = certauth::stale_crl_policy::refuse;
+  /// Refuse (no_crl) certificates whose issuer has no CRL; unset: on iff any CRL is configured.
+  std::optional<bool> crl_required;
 };
 
 struct egress_config {
@@ -38,6 +41,8 @@ struct egress_config {
   std::string check_url;           ///< "what is my IP" service fetched from the egress address
   std::filesystem::path check_ca;  ///< trust for check_url instead of the system store
   std::filesystem::path proxy_ca;  ///< extra CA bundle for https upstream proxies
+  std::vector<cidr> allow;         ///< egress.allow: opens special and private ranges
+  std::vector<cidr> deny;          ///< egress.deny: always refused, even where allow lists it
 };
 
 struct admin_config {
@@ -50,6 +55,7 @@ struct limits_config {
   std::size_t max_sessions_per_device = 64;
   std::size_t max_connections = 10000;
   std::size_t header_limit = 8 * 1024;  ///< request line + headers, bytes
+  std::size_t target_limit = 1024;      ///< request target, bytes (414 beyond)
   std::size_t max_headers = 64;
   milliseconds handshake_timeout{10000};
   milliseconds header_timeout{10000};    ///< for each request head

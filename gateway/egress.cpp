@@ -1,7 +1,5 @@
 #include "gateway/egress.hpp"
 
-#include <ifaddrs.h>
-#include <netinet/in.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -12,43 +10,9 @@
 
 namespace tunnelgate::gateway {
 
-std::string_view to_string(dial_status s) noexcept {
-  switch (s) {
-    case dial_status::ok:
-      return "ok";
-    case dial_status::resolve_failed:
-      return "resolve-failed";
-    case dial_status::resolve_timeout:
-      return "resolve-timeout";
-    case dial_status::no_egress_family:
-      return "no-egress-family";
-    case dial_status::forbidden:
-      return "forbidden-destination";
-    case dial_status::connect_failed:
-      return "connect-failed";
-    case dial_status::connect_timeout:
-      return "connect-timeout";
-    case dial_status::proxy_failed:
-      return "proxy-failed";
-    case dial_status::proxy_timeout:
-      return "proxy-timeout";
-  }
-  return "dial-failed";
-}
-
-unsigned http_status(dial_status s) noexcept {
-  switch (s) {
-    case dial_status::ok:
-      return 200;
-    case dial_status::resolve_timeout:
-    case dial_status::connect_timeout:
-    case dial_status::proxy_timeout:
-      return 504;
-    case dial_status::forbidden:
-      return 403;
-    default:
-      return 502;
-  }
+std::string endpoint_text(const tcp::endpoint& ep) {
+  const auto a = ep.address().to_string();
+  return (ep.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(ep.port());
 }
 
 std::string check_egress_addresses(const egress_options& o) {
@@ -67,45 +31,7 @@ std::string check_egress_addresses(const egress_options& o) {
   return {};
 }
 
-std::vector<net::ip::address> local_interface_addresses() {
-  std::vector<net::ip::address> out;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return out;
-  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr) continue;
-    if (i->ifa_addr->sa_family == AF_INET) {
-      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
-      net::ip::address_v4::bytes_type b;
-      std::memcpy(b.data(), &sin->sin_addr, 4);
-      out.emplace_back(net::ip::address_v4(b));
-    } else if (i->ifa_addr->sa_family == AF_INET6) {
-      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
-      net::ip::address_v6::bytes_type b;
-      std::memcpy(b.data(), &sin6->sin6_addr, 16);
-      out.emplace_back(net::ip::address_v6(b, sin6->sin6_scope_id));
-    }
-  }
-  freeifaddrs(list);
-  return out;
-}
-
 namespace {
-
-bool is_forbidden(const egress_options& o, const tcp::endpoint& ep) {
-  for (const auto& f : o.forbidden) {
-    if (f.port() != ep.port()) continue;
-    if (f.address() == ep.address()) return true;
-    if (f.address().is_unspecified()) {
-      if (ep.address().is_loopback() || ep.address().is_unspecified()) return true;
-      if (std::find(o.local_addresses.begin(), o.local_addresses.end(), ep.address()) !=
-          o.local_addresses.end()) {
-        return true;
-      }
-    }
-  }
-  // 0.0.0.0 / :: as a destination reaches this host.
-  return false;
-}
 
 struct resolve_state {
   explicit resolve_state(const net::any_io_executor& ex) : resolver(ex), done(ex) {}
@@ -147,7 +73,7 @@ awaitable<boost::system::error_code> resolve_bounded(const std::string& host, st
 }  // namespace
 
 awaitable<dial_result> dial(const egress_options& o, const std::string& host, std::uint16_t port,
-                            tcp::socket& sock) {
+                            const address_check& check, tcp::socket& sock) {
   dial_result r;
   auto ex = co_await net::this_coro::executor;
   std::vector<tcp::endpoint> endpoints;
@@ -174,26 +100,47 @@ awaitable<dial_result> dial(const egress_options& o, const std::string& host, st
       endpoints.push_back(entry.endpoint());
   }
   if (ec == net::error::timed_out) {
-    r.status = dial_status::resolve_timeout;
+    r.status = refusal::resolve_timeout;
     r.detail = "resolving " + host + " took longer than " +
                std::to_string(o.resolve_timeout.count()) + " ms";
     co_return r;
   }
   if (ec || endpoints.empty()) {
-    r.status = dial_status::resolve_failed;
+    r.status = refusal::resolve_failed;
     r.detail = "cannot resolve " + host + ": " + (why.empty() ? "no addresses" : why);
     co_return r;
   }
 
-  r.status = dial_status::no_egress_family;
-  r.detail = host + " has no address of a family with an egress address";
+  // The egress policy on every address, before any socket exists: refused ones are skipped.
+  std::vector<tcp::endpoint> allowed;
   for (const auto& ep : endpoints) {
-    if (is_forbidden(o, ep) || ep.address().is_unspecified()) {
-      r.status = dial_status::forbidden;
-      r.detail =
-          ep.address().to_string() + ":" + std::to_string(ep.port()) + " is the gateway itself";
-      co_return r;  // never try the other addresses of a name that points at us
+    const auto v = check(ep);
+    if (v.allowed()) {
+      const tcp::endpoint normal(v.address, port);  // ::ffff:a.b.c.d is dialled as a.b.c.d
+      if (std::find(allowed.begin(), allowed.end(), normal) == allowed.end())
+        allowed.push_back(normal);
+    } else {
+      r.refused.emplace_back(ep, v);
     }
+  }
+  if (allowed.empty()) {
+    // Every address refused. When each was refused by the same kind of CIDR rule, the
+    // device hears that rule's reason; otherwise the policy's.
+    const auto all = [&](egress_block b) {
+      return std::all_of(r.refused.begin(), r.refused.end(),
+                         [b](const auto& x) { return x.second.block == b; });
+    };
+    r.status = all(egress_block::rule_block)    ? refusal::blocked
+               : all(egress_block::rule_bypass) ? refusal::bypass
+                                                : refusal::forbidden_destination;
+    r.rule = r.refused.front().second;
+    r.detail = "every address of " + host + " is refused by the egress policy";
+    co_return r;
+  }
+
+  r.status = refusal::no_egress_family;
+  r.detail = host + " has no address of a family with an egress address";
+  for (const auto& ep : allowed) {
     const auto& source = ep.address().is_v4() ? o.v4 : o.v6;
     if (!source) continue;
     boost::system::error_code e;
@@ -201,7 +148,7 @@ awaitable<dial_result> dial(const egress_options& o, const std::string& host, st
     sock.open(ep.protocol(), e);
     if (!e) sock.bind(tcp::endpoint(*source, 0), e);
     if (e) {
-      r.status = dial_status::connect_failed;
+      r.status = refusal::connect_failed;
       r.detail = "cannot bind to egress address " + source->to_string() + ": " + e.message();
       continue;
     }
@@ -211,25 +158,24 @@ awaitable<dial_result> dial(const egress_options& o, const std::string& host, st
     });
     co_await sock.async_connect(ep, net::redirect_error(use_awaitable, e));
     if (guard.fired()) {
-      r.status = dial_status::connect_timeout;
-      r.detail = "connecting to " + ep.address().to_string() + " took longer than " +
+      r.status = refusal::connect_timeout;
+      r.detail = "connecting to " + endpoint_text(ep) + " took longer than " +
                  std::to_string(o.connect_timeout.count()) + " ms";
       continue;
     }
     guard.disarm();
     if (e) {
-      r.status = dial_status::connect_failed;
-      r.detail = "connecting to " + ep.address().to_string() + ":" + std::to_string(ep.port()) +
-                 " failed: " + e.message();
+      r.status = refusal::connect_failed;
+      r.detail = "connecting to " + endpoint_text(ep) + " failed: " + e.message();
       continue;
     }
-    r.status = dial_status::ok;
+    r.status = refusal::none;
     r.detail.clear();
     r.remote = ep;
     r.local = sock.local_endpoint(e);
-    co_return r;
+    break;  // not co_return: the watchdog is block-scoped (GCC 12, see session.cpp)
   }
-  if (sock.is_open()) {
+  if (r.status != refusal::none && sock.is_open()) {
     boost::system::error_code ignored;
     sock.close(ignored);
   }
@@ -283,20 +229,20 @@ awaitable<dial_result> proxy_connect(Stream& s, const std::string& authority,
   if (!ec)
     co_await http::async_read_header(s, leftover, parser, net::redirect_error(use_awaitable, ec));
   if (guard.fired()) {
-    r.status = dial_status::proxy_timeout;
+    r.status = refusal::proxy_timeout;
     r.detail =
         "upstream proxy did not answer CONNECT within " + std::to_string(timeout.count()) + " ms";
     co_return r;
   }
   guard.disarm();
   if (ec) {
-    r.status = dial_status::proxy_failed;
+    r.status = refusal::proxy_failed;
     r.detail = "upstream proxy: " + ec.message();
     co_return r;
   }
   const auto status = parser.get().result_int();
   if (status < 200 || status > 299) {
-    r.status = dial_status::proxy_failed;
+    r.status = refusal::proxy_failed;
     r.detail = "upstream proxy answered " + std::to_string(status) + " " +
                std::string(parser.get().reason());
     co_return r;

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "gateway/egress_policy.hpp"
 #include "gateway/net.hpp"
+#include "gateway/refusal.hpp"
 
 namespace tunnelgate::gateway {
 
@@ -18,48 +21,38 @@ struct egress_options {
   std::chrono::milliseconds connect_timeout{10000};
   /// Name servers to ask (egress.resolver); empty: the system resolver (getaddrinfo).
   std::vector<net::ip::udp::endpoint> resolver;
-  /// Endpoints nobody may tunnel to (the gateway's own listeners); an unspecified address
-  /// (0.0.0.0 / ::) in here stands for every local address on that port.
-  std::vector<tcp::endpoint> forbidden;
-  /// Addresses assigned to this host (for the unspecified entries above).
-  std::vector<net::ip::address> local_addresses;
 };
-
-/// Why an outbound connection failed. The text names reach X-Tunnel-Reason and the logs.
-enum class dial_status {
-  ok,
-  resolve_failed,    ///< 502: the name does not resolve
-  resolve_timeout,   ///< 504
-  no_egress_family,  ///< 502: only addresses of a family without an egress address
-  forbidden,         ///< 403: the destination is the gateway itself
-  connect_failed,    ///< 502: refused / unreachable
-  connect_timeout,   ///< 504
-  proxy_failed,      ///< 502: upstream proxy refused the CONNECT or broke the protocol
-  proxy_timeout,     ///< 504
-};
-std::string_view to_string(dial_status s) noexcept;
-/// The HTTP status a client gets for a failed dial.
-unsigned http_status(dial_status s) noexcept;
 
 struct dial_result {
-  dial_status status = dial_status::ok;
-  std::string detail;    ///< human text for logs and the response body
+  /// none, or why the dial failed: resolve_failed, resolve_timeout, no_egress_family,
+  /// forbidden_destination (or blocked / bypass when every address hit such a CIDR rule),
+  /// connect_failed, connect_timeout, proxy_failed, proxy_timeout.
+  refusal status = refusal::none;
+  std::string detail;    ///< what failed, for the log only (the device gets device_text())
   tcp::endpoint remote;  ///< the endpoint connected to
   tcp::endpoint local;   ///< the local (egress) endpoint used
+  /// Every address the egress policy refused, with the reason (for the log).
+  std::vector<std::pair<tcp::endpoint, egress_verdict>> refused;
+  /// The rule that refused, when status is blocked or bypass (from the first such address).
+  egress_verdict rule;
 };
+
+/// The egress policy applied to each address before connecting.
+using address_check = std::function<egress_verdict(const tcp::endpoint&)>;
 
 /// Checks that each configured egress address is assigned to this host by binding to it.
 /// Returns an empty string when fine, else the error naming the address and the fix.
 std::string check_egress_addresses(const egress_options& o);
 
-/// All addresses assigned to local interfaces (getifaddrs), for egress_options.
-std::vector<net::ip::address> local_interface_addresses();
-
-/// Resolves `host` (a name or IP literal) and connects `sock` from the egress address of the
-/// endpoint's family, trying each endpoint in turn (bind before connect, P5).
+/// Resolves `host` (a name or IP literal), passes every address through `check` (addresses
+/// it refuses are skipped and reported), and connects `sock` from the egress address of the
+/// endpoint's family, trying each remaining endpoint in turn (bind before connect, P5).
 /// Arguments are references to the caller's named locals (see session.cpp on GCC 12).
 awaitable<dial_result> dial(const egress_options& o, const std::string& host, std::uint16_t port,
-                            tcp::socket& sock);
+                            const address_check& check, tcp::socket& sock);
+
+/// "a.b.c.d:port" / "[v6]:port".
+std::string endpoint_text(const tcp::endpoint& ep);
 
 /// Sends `CONNECT authority` on an established stream to an upstream proxy and reads the
 /// response head. `leftover` receives any bytes the proxy sent after the head.

@@ -69,6 +69,73 @@ std::string parse_seen_address(std::string_view body) {
   return {};
 }
 
+namespace {
+
+/// One fetch's inputs and outputs; it outlives the coroutine (a local of fetch_seen_address).
+struct fetch_job {
+  const parsed_url& u;
+  const net::ip::address& source;
+  ssl::context& ctx;
+  std::chrono::milliseconds timeout;
+  std::string body;
+  std::string failure;
+  unsigned status = 0;
+};
+
+// A named coroutine taking a pointer, not a capturing lambda (STYLE P2: GCC 12 destroyed
+// captures of coroutine lambdas twice).
+awaitable<void> run_fetch(fetch_job* job) {
+  auto io = co_await net::this_coro::executor;
+  const auto& u = job->u;
+  boost::system::error_code ec;
+  tcp::resolver resolver(io);
+  const auto found = co_await resolver.async_resolve(u.host, u.port, use_awaitable);
+  beast::tcp_stream tcp_layer(io);
+  job->failure = "no address of " + u.host + " in the egress address's family";
+  for (const auto& e : found) {
+    if (e.endpoint().address().is_v4() != job->source.is_v4()) continue;
+    tcp_layer.socket().close(ec);
+    tcp_layer.socket().open(e.endpoint().protocol());
+    tcp_layer.socket().bind(tcp::endpoint(job->source, 0));
+    tcp_layer.expires_after(job->timeout);
+    co_await tcp_layer.async_connect(e.endpoint(), net::redirect_error(use_awaitable, ec));
+    job->failure = ec ? "connecting to " + u.authority + " failed: " + ec.message() : "";
+    if (!ec) break;
+  }
+  http::request<http::empty_body> req{http::verb::get, u.target, 11};
+  req.set(http::field::host, u.authority);
+  req.set(http::field::user_agent, "tunnelgate-egress-check");
+  req.set(http::field::accept, "text/plain, application/json");
+  req.keep_alive(false);
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(4096);
+  beast::ssl_stream<beast::tcp_stream> s(std::move(tcp_layer), job->ctx);
+  if (job->failure.empty() && u.tls) {
+    boost::system::error_code literal_ec;
+    (void)net::ip::make_address(u.host, literal_ec);
+    if (literal_ec) SSL_set_tlsext_host_name(s.native_handle(), u.host.c_str());
+    s.set_verify_mode(ssl::verify_peer);
+    s.set_verify_callback(ssl::host_name_verification(u.host));
+    beast::get_lowest_layer(s).expires_after(job->timeout);
+    co_await s.async_handshake(ssl::stream_base::client, use_awaitable);
+    beast::get_lowest_layer(s).expires_after(job->timeout);
+    co_await http::async_write(s, req, use_awaitable);
+    co_await http::async_read(s, buf, parser, use_awaitable);
+  } else if (job->failure.empty()) {
+    auto& plain = beast::get_lowest_layer(s);
+    plain.expires_after(job->timeout);
+    co_await http::async_write(plain, req, use_awaitable);
+    co_await http::async_read(plain, buf, parser, use_awaitable);
+  }
+  if (job->failure.empty()) {
+    job->status = parser.get().result_int();
+    job->body = parser.get().body();
+  }
+}
+
+}  // namespace
+
 std::string fetch_seen_address(const std::string& url, const net::ip::address& source,
                                const std::filesystem::path& ca_file,
                                std::chrono::milliseconds timeout) {
@@ -84,55 +151,9 @@ std::string fetch_seen_address(const std::string& url, const net::ip::address& s
   if (ec) throw std::runtime_error("cannot load trust for " + url + ": " + ec.message());
   SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
 
-  std::string body;
-  std::string failure;
-  unsigned status = 0;
-  auto fetch = [&]() -> awaitable<void> {
-    tcp::resolver resolver(io);
-    const auto found = co_await resolver.async_resolve(u.host, u.port, use_awaitable);
-    beast::tcp_stream tcp_layer(io);
-    failure = "no address of " + u.host + " in the egress address's family";
-    for (const auto& e : found) {
-      if (e.endpoint().address().is_v4() != source.is_v4()) continue;
-      tcp_layer.socket().close(ec);
-      tcp_layer.socket().open(e.endpoint().protocol());
-      tcp_layer.socket().bind(tcp::endpoint(source, 0));
-      tcp_layer.expires_after(timeout);
-      co_await tcp_layer.async_connect(e.endpoint(), net::redirect_error(use_awaitable, ec));
-      failure = ec ? "connecting to " + u.authority + " failed: " + ec.message() : "";
-      if (!ec) break;
-    }
-    if (!failure.empty()) co_return;
-    http::request<http::empty_body> req{http::verb::get, u.target, 11};
-    req.set(http::field::host, u.authority);
-    req.set(http::field::user_agent, "tunnelgate-egress-check");
-    req.set(http::field::accept, "text/plain, application/json");
-    req.keep_alive(false);
-    beast::flat_buffer buf;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(4096);
-    if (u.tls) {
-      beast::ssl_stream<beast::tcp_stream> s(std::move(tcp_layer), ctx);
-      boost::system::error_code literal_ec;
-      (void)net::ip::make_address(u.host, literal_ec);
-      if (literal_ec) SSL_set_tlsext_host_name(s.native_handle(), u.host.c_str());
-      s.set_verify_mode(ssl::verify_peer);
-      s.set_verify_callback(ssl::host_name_verification(u.host));
-      beast::get_lowest_layer(s).expires_after(timeout);
-      co_await s.async_handshake(ssl::stream_base::client, use_awaitable);
-      beast::get_lowest_layer(s).expires_after(timeout);
-      co_await http::async_write(s, req, use_awaitable);
-      co_await http::async_read(s, buf, parser, use_awaitable);
-    } else {
-      tcp_layer.expires_after(timeout);
-      co_await http::async_write(tcp_layer, req, use_awaitable);
-      co_await http::async_read(tcp_layer, buf, parser, use_awaitable);
-    }
-    status = parser.get().result_int();
-    body = parser.get().body();
-  };
+  fetch_job job{u, source, ctx, timeout, {}, {}, 0};
   std::exception_ptr error;
-  net::co_spawn(io, fetch(), [&](std::exception_ptr e) { error = e; });
+  net::co_spawn(io, run_fetch(&job), [&error](std::exception_ptr e) { error = e; });
   io.run_for(timeout * 4);  // resolve + connect + handshake + exchange, each bounded
   if (!io.stopped()) throw std::runtime_error("fetching " + url + " timed out");
   if (error) {
@@ -142,6 +163,9 @@ std::string fetch_seen_address(const std::string& url, const net::ip::address& s
       throw std::runtime_error("fetching " + url + " failed: " + e.code().message());
     }
   }
+  const auto& failure = job.failure;
+  const auto status = job.status;
+  const auto& body = job.body;
   if (!failure.empty()) throw std::runtime_error(failure);
   if (status != 200) throw std::runtime_error(url + " answered HTTP " + std::to_string(status));
   auto seen = parse_seen_address(body);

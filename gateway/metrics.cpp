@@ -50,7 +50,7 @@ void counter_family::render(std::string& out, const char* type) const {
   }
 }
 
-std::string metrics::render() const {
+std::string metrics::render(std::size_t sessions) const {
   std::string out;
   handshakes.render(out);
   admissions.render(out);
@@ -58,6 +58,7 @@ std::string metrics::render() const {
   tunnels.render(out);
   bytes.render(out);
   kills.render(out);
+  egress_refusals.render(out);
   uem_lookups.render(out);
   out +=
       "# HELP tunnelgate_uem_lookup_seconds Latency of compliance lookups\n"
@@ -70,7 +71,8 @@ std::string metrics::render() const {
            " " + std::to_string(v) + "\n";
   };
   gauge("tunnelgate_active_connections", "Open device TLS connections", active_connections.load());
-  gauge("tunnelgate_active_sessions", "Admitted device sessions", active_sessions.load());
+  gauge("tunnelgate_active_sessions", "Admitted device sessions",
+        static_cast<std::int64_t>(sessions));
   gauge("tunnelgate_active_tunnels", "Open tunnels", active_tunnels.load());
   out +=
       "# HELP tunnelgate_uem_devices_forgotten_total Devices dropped from the compliance cache "

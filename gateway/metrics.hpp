@@ -46,16 +46,21 @@ struct metrics {
       "tunnelgate_tunnel_bytes_total", "Bytes relayed, by direction", {"direction"}};
   counter_family kills{
       "tunnelgate_sessions_closed_total", "Sessions closed from outside, by reason", {"reason"}};
+  counter_family egress_refusals{
+      "tunnelgate_egress_refusals_total",
+      "Destination addresses the egress policy refused, by reason (loopback, link-local, "
+      "private-range, rule-block, ...)",
+      {"reason"}};
   counter_family uem_lookups{
       "tunnelgate_uem_lookups_total", "Compliance lookups, by result", {"result"}};
   std::atomic<std::uint64_t> uem_latency_us_sum{0};
   std::atomic<std::uint64_t> uem_latency_count{0};
-  std::atomic<std::int64_t> active_sessions{0};
   std::atomic<std::int64_t> active_tunnels{0};
   std::atomic<std::int64_t> active_connections{0};
   std::atomic<std::uint64_t> devices_forgotten{0};  ///< idle devices dropped from the UEM cache
 
-  std::string render() const;
+  /// The exposition text; `sessions` is the registry's size (the active_sessions gauge).
+  std::string render(std::size_t sessions) const;
 };
 
 }  // namespace tunnelgate::gateway

@@ -2,22 +2,50 @@
 
 namespace tunnelgate::gateway {
 
-bool session_registry::add(const std::shared_ptr<session_entry>& e, std::size_t max_per_device) {
+std::string canonical_udid(std::string_view udid) {
+  std::string out(udid);
+  for (auto& c : out) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return out;
+}
+
+session_registry::registration& session_registry::registration::operator=(
+    registration&& o) noexcept {
+  if (this != &o) {
+    reset();
+    reg_ = std::exchange(o.reg_, nullptr);
+    id_ = o.id_;
+  }
+  return *this;
+}
+
+void session_registry::registration::reset() {
+  if (auto* r = std::exchange(reg_, nullptr)) r->remove(id_);
+}
+
+void session_registry::admission_ticket::end() {
+  if (auto* r = std::exchange(reg_, nullptr)) r->end_admission(udid_);
+}
+
+session_registry::registration session_registry::add(const std::shared_ptr<session_entry>& e,
+                                                     std::size_t max_per_device) {
   std::lock_guard lock(mutex_);
-  if (by_device_.count(e->info.udid) >= max_per_device) return false;
+  if (by_device_.count(e->info.udid) >= max_per_device) return {};
   by_id_.emplace(e->info.id, e);
   by_device_.emplace(e->info.udid, e->info.id);
   ++devices_[e->info.udid].sessions;
-  return true;
+  return registration(this, e->info.id);
 }
 
 void session_registry::touch(device_state& d) const {
   if (d.sessions == 0 && d.admissions == 0) d.idle_since = std::chrono::steady_clock::now();
 }
 
-void session_registry::begin_admission(const std::string& udid) {
+session_registry::admission_ticket session_registry::begin_admission(const std::string& udid) {
   std::lock_guard lock(mutex_);
   ++devices_[udid].admissions;
+  return admission_ticket(this, udid);
 }
 
 void session_registry::end_admission(const std::string& udid) {
@@ -84,14 +112,26 @@ std::size_t session_registry::size() const {
   return by_id_.size();
 }
 
+void session_registry::kill_here(session_entry& e, const std::string& reason) {
+  if (!e.alive || e.killed) return;
+  e.killed = true;
+  e.kill_reason = reason;
+  if (e.kill) e.kill();
+}
+
 void session_registry::post_kill(const std::shared_ptr<session_entry>& e,
                                  const std::string& reason) {
-  net::post(e->executor, [e, reason] {
-    if (!e->alive || e->killed) return;
-    e->killed = true;
-    e->kill_reason = reason;
-    if (e->kill) e->kill();
-  });
+  net::post(e->executor, [e, reason] { kill_here(*e, reason); });
+}
+
+std::size_t session_registry::recheck_all() {
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, e] : by_id_) {
+    net::post(e->executor, [e = e] {
+      if (e->alive && !e->killed && e->recheck) e->recheck();
+    });
+  }
+  return by_id_.size();
 }
 
 bool session_registry::kill(std::uint64_t id, const std::string& reason) {

@@ -12,6 +12,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gateway/net.hpp"
@@ -30,8 +32,14 @@ struct session_info {
   std::uint64_t bytes_up = 0, bytes_down = 0;
 };
 
-/// One session's entry. Owned jointly by the session and the registry; `kill` is only invoked
-/// on the session's executor and only while `alive` (both set and cleared on that executor).
+/// The one spelling of a device's UDID used as its key everywhere in the gateway (registry,
+/// compliance lookups, logs, admin API): ASCII upper case. UDIDs are hexadecimal or GUIDs, and
+/// the UEM compares them without regard to case; a certificate that spells one in lower case
+/// is the same device.
+std::string canonical_udid(std::string_view udid);
+
+/// One session's entry. Owned jointly by the session and the registry; `kill` and `recheck`
+/// are only invoked on the session's executor and only while `alive` (set and cleared there).
 struct session_entry {
   net::any_io_executor executor;
   session_info info;  ///< guarded by the registry mutex
@@ -39,14 +47,50 @@ struct session_entry {
   bool alive = true;
   bool killed = false;
   std::function<void()> kill;  ///< closes the session's sockets
+  /// Checks the session's certificate against the current trust store (after a CA or CRL
+  /// change) and closes the session when it no longer passes.
+  std::function<void()> recheck;
   std::string kill_reason;
 };
 
 class session_registry {
  public:
-  /// Adds a session; returns false when the device already has `max_per_device` sessions.
-  bool add(const std::shared_ptr<session_entry>& e, std::size_t max_per_device);
-  void remove(std::uint64_t id);
+  /// A session's place in the registry: removed when this handle is destroyed, so no exit
+  /// path (an exception included) can leave a device counted after its session ended.
+  class registration {
+   public:
+    registration() = default;
+    registration(registration&& o) noexcept : reg_(std::exchange(o.reg_, nullptr)), id_(o.id_) {}
+    registration& operator=(registration&& o) noexcept;
+    ~registration() { reset(); }
+    explicit operator bool() const noexcept { return reg_ != nullptr; }
+    void reset();
+
+   private:
+    friend class session_registry;
+    registration(session_registry* r, std::uint64_t id) : reg_(r), id_(id) {}
+    session_registry* reg_ = nullptr;
+    std::uint64_t id_ = 0;
+  };
+
+  /// An admission in progress (see begin_admission); ends when destroyed.
+  class admission_ticket {
+   public:
+    admission_ticket(admission_ticket&& o) noexcept
+        : reg_(std::exchange(o.reg_, nullptr)), udid_(std::move(o.udid_)) {}
+    admission_ticket& operator=(admission_ticket&&) = delete;
+    ~admission_ticket() { end(); }
+    void end();
+
+   private:
+    friend class session_registry;
+    admission_ticket(session_registry* r, std::string udid) : reg_(r), udid_(std::move(udid)) {}
+    session_registry* reg_ = nullptr;
+    std::string udid_;
+  };
+
+  /// Adds a session; an empty registration when the device already has `max_per_device`.
+  registration add(const std::shared_ptr<session_entry>& e, std::size_t max_per_device);
   /// Updates the info of a live session (tunnel start/end).
   void update(std::uint64_t id, const std::function<void(session_info&)>& f);
 
@@ -58,14 +102,17 @@ class session_registry {
   bool kill(std::uint64_t id, const std::string& reason);
   std::size_t kill_device(const std::string& udid, const std::string& reason);
   std::size_t kill_all(const std::string& reason);
+  /// On the session's own executor: closes it now with `reason` (first reason wins).
+  static void kill_here(session_entry& e, const std::string& reason);
+  /// Runs every live session's `recheck` on its own executor; returns how many were asked.
+  std::size_t recheck_all();
   /// Udids with live sessions (for re-checks).
   std::vector<std::string> devices() const;
 
   /// A device's admission is in progress (from before its compliance lookup until add() or
-  /// the refusal). While one is, the device is never idle: forgetting its cached decision
-  /// then could leave a session that is about to start without background re-checks.
-  void begin_admission(const std::string& udid);
-  void end_admission(const std::string& udid);
+  /// the refusal): the ticket ends it. While one is, the device is never idle: forgetting its
+  /// cached decision then could leave a session about to start without background re-checks.
+  admission_ticket begin_admission(const std::string& udid);
   /// Calls `forget(udid)` for every device that has had no session and no admission for at
   /// least `idle`, and stops tracking it. `forget` runs under the registry lock (so no admission
   /// can start meanwhile) and must be quick and must not call back into the registry.
@@ -79,6 +126,8 @@ class session_registry {
     std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
   };
   void touch(device_state& d) const;
+  void end_admission(const std::string& udid);
+  void remove(std::uint64_t id);
   static void post_kill(const std::shared_ptr<session_entry>& e, const std::string& reason);
 
   mutable std::mutex mutex_;

@@ -6,13 +6,15 @@
 namespace tunnelgate::gateway {
 
 std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
-                                      const std::vector<tcp::endpoint>& own_endpoints) {
+                                      const std::vector<tcp::endpoint>& own_endpoints,
+                                      std::shared_ptr<const host_addresses> host) {
   auto rt = std::make_shared<runtime>();
   rt->cfg = cfg;
   try {
     certauth::trust_options to;
     to.ca_bundle = cfg->tls.client_ca;
     to.crls = cfg->tls.crl;
+    to.crl_required = cfg->tls.crl_required;
     rt->trust = std::make_shared<certauth::trust_store>(to);
     certauth::verify_policy vp;
     vp.clock_skew = cfg->tls.clock_skew;
@@ -41,8 +43,12 @@ std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
   rt->egress.resolve_timeout = cfg->egress.resolve_timeout;
   rt->egress.resolver = cfg->egress.resolver;
   rt->egress.connect_timeout = cfg->egress.connect_timeout;
-  rt->egress.forbidden = own_endpoints;
-  rt->egress.local_addresses = local_interface_addresses();
+  egress_policy_options po;
+  po.allow = cfg->egress.allow;
+  po.deny = cfg->egress.deny;
+  po.own_endpoints = own_endpoints;
+  po.host = std::move(host);
+  rt->policy = std::make_shared<const egress_policy>(std::move(po));
   if (auto err = check_egress_addresses(rt->egress); !err.empty()) {
     throw std::runtime_error(cfg->file.string() + ": " + err);
   }

@@ -17,11 +17,6 @@ namespace {
 
 using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
-std::string endpoint_text(const tcp::endpoint& ep) {
-  const auto a = ep.address().to_string();
-  return (ep.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(ep.port());
-}
-
 /// The `uem:` section of the same file, parsed by the uem library.
 uem::config_result load_uem(const std::filesystem::path& file) {
   return uem::load_config_file(file);
@@ -171,16 +166,19 @@ class daemon {
     }
     st_->comp = make_uem_compliance(uem_);
     std::weak_ptr<shared_state> weak = st_;
-    st_->comp->on_refused([weak](const std::string& udid, const std::string& reason) {
+    st_->comp->on_refused([weak](const std::string& key, const std::string& reason) {
       auto st = weak.lock();
       if (!st) return;
+      const auto udid = canonical_udid(key);
       const auto n = st->registry.kill_device(udid, "compliance:" + reason);
       if (n > 0) {
         st->log->event(spdlog::level::warn, "device_revoked",
                        {{"udid", udid}, {"reason", reason}, {"sessions", std::to_string(n)}});
       }
     });
-    st_->set_current(make_runtime(cfg_, own_));
+    st_->host->refresh();
+    st_->set_current(make_runtime(cfg_, own_, st_->host));
+    log_trust_warnings(st_->current()->trust->summary().warnings);
     st_->idp = std::make_unique<idp_sync>(*st_->log);
     st_->idp->configure(cfg_);
 
@@ -239,17 +237,41 @@ class daemon {
         uem_->forget(uem::device_key::udid(udid));
       });
       st_->stats.devices_forgotten += n;
+      // A new address on an interface must never be reachable through the tunnel.
+      if (st_->host->refresh()) {
+        st_->log->event(spdlog::level::info, "host_addresses_changed",
+                        {{"addresses", std::to_string(st_->host->addresses().size())}});
+      }
       if (auto rt = st_->current()) {
         const auto r = rt->trust->reload_if_changed();
         if (r.changed) {
           st_->log->event(spdlog::level::info, "trust_reloaded",
                           {{"ca", rt->cfg->tls.client_ca.string()}});
+          log_trust_warnings(r.warnings);
+          trust_changed();
         } else if (r.error) {
           st_->log->event(spdlog::level::err, "trust_reload_failed", {{"error", r.message}});
         }
       }
       watch_files();
     });
+  }
+
+  /// What the trust store noticed at load: CAs without a CRL, expired CA certificates, stale
+  /// CRLs. Each line names the file and what to do.
+  void log_trust_warnings(const std::vector<std::string>& warnings) {
+    for (const auto& w : warnings)
+      st_->log->event(spdlog::level::warn, "trust_warning", {{"warning", w}});
+  }
+
+  /// The CA bundle or a CRL changed: every open session checks its certificate again (a
+  /// revoked one closes with reason=revoked), and connections still being admitted do so once
+  /// registered (they compare the generation).
+  void trust_changed() {
+    ++st_->trust_generation;
+    const auto n = st_->registry.recheck_all();
+    st_->log->event(spdlog::level::info, "sessions_rechecked",
+                    {{"sessions", std::to_string(n)}, {"cause", "trust_changed"}});
   }
 
   void reload() {
@@ -260,15 +282,17 @@ class daemon {
       return;
     }
     try {
-      auto rt = make_runtime(l.cfg, own_);
+      auto rt = make_runtime(l.cfg, own_, st_->host);
       if (l.cfg->listen != cfg_->listen || l.cfg->admin.listen != cfg_->admin.listen) {
         st_->log->event(
             spdlog::level::warn, "reload_partial",
             {{"detail", "listen and admin.listen changes take effect at the next restart"}});
       }
+      log_trust_warnings(rt->trust->summary().warnings);
       st_->set_current(std::move(rt));
       cfg_ = l.cfg;
       st_->idp->configure(cfg_);
+      trust_changed();  // the new configuration's CA bundle and CRLs apply to open sessions too
       st_->log->event(
           spdlog::level::info, "reloaded",
           {{"config", file_.string()}, {"sessions", std::to_string(st_->registry.size())}});
@@ -338,7 +362,9 @@ bool check_config(const std::filesystem::path& file, std::ostream& err) {
     err << e << "\n";
   if (!l.errors.empty()) return false;
   try {
-    (void)make_runtime(l.cfg, {});
+    auto host = std::make_shared<host_addresses>();
+    host->refresh();
+    (void)make_runtime(l.cfg, {}, host);
     net::io_context io;
     (void)uem::make_source(*l.uem_cfg, io.get_executor());
   } catch (const std::exception& e) {

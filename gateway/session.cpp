@@ -1,11 +1,21 @@
 // One device connection, top to bottom: handshake (certauth) → compliance (uem) → requests
 // (CONNECT with a DTR decision, profile and PAC downloads) → tunnel → orderly close.
+//
+// GCC 12 and coroutines (STYLE P2, P6): no capturing coroutine lambdas; one co_await per
+// statement and never inside ?:; no temporaries with destructors inside a co_await expression
+// (messages are members or named locals); no block-scoped object with a destructor alive
+// across a co_await in a block that ends in co_return (GCC 12 destroyed such objects twice).
+// Early exits are therefore written as `if (...) co_return co_await answer();` with nothing
+// declared inside the if.
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <optional>
 
+#include "gateway/refusal.hpp"
 #include "gateway/relay.hpp"
+#include "gateway/request.hpp"
 #include "gateway/state.hpp"
 #include "gateway/target.hpp"
 #include "gateway/tls.hpp"
@@ -18,24 +28,6 @@ namespace {
 using std::chrono::steady_clock;
 using tls_stream = ssl::stream<tcp::socket>;
 
-std::string endpoint_text(const tcp::endpoint& ep) {
-  const auto a = ep.address().to_string();
-  return (ep.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(ep.port());
-}
-
-/// A response with X-Tunnel-Reason and a one-line human body.
-http::response<http::string_body> refusal(unsigned status, std::string_view reason,
-                                          std::string text, bool keep_alive) {
-  http::response<http::string_body> res{static_cast<http::status>(status), 11};
-  res.set(http::field::server, "tunnelgate");
-  res.set("X-Tunnel-Reason", bsv(reason));
-  res.set(http::field::content_type, "text/plain; charset=utf-8");
-  res.keep_alive(keep_alive);
-  res.body() = std::move(text) + "\n";
-  res.prepare_payload();
-  return res;
-}
-
 std::string admission_text(const admission& a) {
   if (a.reason == "unknown_device") return "this device is not known to the UEM; enroll it first";
   if (a.reason == "not_enrolled") return "this device is not enrolled in the UEM";
@@ -46,61 +38,107 @@ std::string admission_text(const admission& a) {
     return "the compliance service cannot be reached; try again later";
   if (a.reason == "unknown_platform")
     return "the UEM reports a platform the traffic rules do not cover";
+  if (a.reason == "session-limit") return std::string(device_text(refusal::session_limit));
   return "access refused: " + a.reason;
+}
+
+unsigned admission_status(const admission& a) {
+  if (a.reason == "session-limit") return 429;
+  if (a.reason == "uem_unavailable") return 503;
+  return 403;
+}
+
+/// Refusals about the shape of the request head end the connection: after a head two parsers
+/// could read differently, nothing that follows on the stream can be trusted.
+bool ends_connection(refusal r) {
+  switch (r) {
+    case refusal::bad_request:
+    case refusal::bad_line_ending:
+    case refusal::obs_fold:
+    case refusal::header_too_large:
+    case refusal::too_many_headers:
+    case refusal::target_too_long:
+    case refusal::body_not_allowed:
+    case refusal::duplicate_host:
+    case refusal::host_mismatch:
+    case refusal::session_limit:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string refused_addresses(const dial_result& r) {
+  std::string out;
+  for (const auto& [ep, v] : r.refused) {
+    out += (out.empty() ? "" : ", ") + endpoint_text(ep) + " (" + std::string(to_string(v.block)) +
+           ")";
+  }
+  return out;
 }
 
 class connection {
  public:
   connection(std::shared_ptr<shared_state> st, std::shared_ptr<const runtime> rt, tcp::socket sock)
-      : st_(std::move(st)),
-        rt_(std::move(rt)),
-        limits_(rt_->cfg->limits),
-        tls_(std::move(sock), *rt_->tls) {}
+      : st_(std::move(st)), rt_(std::move(rt)), now_(rt_), tls_(std::move(sock), *rt_->tls) {}
+
+  ~connection() {
+    if (entry_) {
+      // Posted kills and rechecks may still run after this object is gone: they must find
+      // the session dead and touch nothing.
+      entry_->alive = false;
+      entry_->kill = nullptr;
+      entry_->recheck = nullptr;
+    }
+  }
 
   awaitable<void> run() {
     ex_ = co_await net::this_coro::executor;
     boost::system::error_code ec;
     peer_ = tls_.next_layer().remote_endpoint(ec);
     if (!co_await handshake()) co_return;
-    st_->registry.begin_admission(identity_.udid);
-    admission adm = co_await admit();
+    auto ticket = st_->registry.begin_admission(identity_.udid);
+    admission adm = co_await st_->comp->check(identity_);
+    if (adm.admitted && !adm.platform)
+      adm = {false, "unknown_platform", {}, "no DTR platform for this device"};
+    if (adm.admitted) {
+      platform_ = *adm.platform;
+      if (!register_session()) {
+        adm = {false, "session-limit", adm.platform,
+               "the device has limits.max_sessions_per_device sessions open"};
+      }
+    }
+    ticket.end();
+    audit(adm);
     if (!adm.admitted) {
-      st_->registry.end_admission(identity_.udid);
       co_await refuse_first_request(adm);
       co_return;
     }
-    platform_ = *adm.platform;
-    const bool registered = register_session();
-    st_->registry.end_admission(identity_.udid);
-    if (!registered) {
-      // Reuse `adm` rather than a block-scoped local: GCC 12 destroyed a block-scoped object
-      // twice when the block ended in co_return after a co_await (seen as a double free).
-      adm.reason = "session-limit";
-      adm.detail = "this device has too many open sessions";
-      co_await refuse_first_request(adm);
-      co_return;
-    }
-    std::exception_ptr failure;
-    try {
-      co_await serve();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    unregister();
-    if (failure) std::rethrow_exception(failure);
+    // A refusal that arrived between the lookup and add() found no session to close (and the
+    // cache already says so): ask again now that the session is registered.
+    adm = co_await st_->comp->check(identity_);
+    if (!adm.admitted) session_registry::kill_here(*entry_, "compliance:" + adm.reason);
+    // Likewise a CA or CRL change between the handshake and add().
+    if (st_->trust_generation.load() != trust_generation_) recheck_certificate();
+    co_await serve();
+    session_ended();
     co_await close_tls();
   }
 
  private:
+  const limits_config& limits() const { return now_->cfg->limits; }
+
   // ---- 1. TLS with certauth inside the handshake --------------------------------------------
   awaitable<bool> handshake() {
     boost::system::error_code ec;
-    watchdog guard(ex_, limits_.handshake_timeout, [this] { close_socket(); });
+    trust_generation_ = st_->trust_generation.load();
+    watchdog guard(ex_, limits().handshake_timeout, [this] { close_socket(); });
     co_await tls_.async_handshake(ssl::stream_base::server, net::redirect_error(use_awaitable, ec));
     const auto* verdict = handshake_verdict(tls_.native_handle());
     if (!ec && verdict != nullptr && verdict->ok()) {
       guard.disarm();
       identity_ = *verdict->identity;
+      identity_.udid = canonical_udid(identity_.udid);
       st_->stats.handshakes.inc({"ok", "ok"});
       log_warnings(*verdict);
       co_return true;
@@ -132,20 +170,15 @@ class connection {
   void log_warnings(const certauth::verify_result& v) {
     for (const auto& w : v.warnings) {
       st_->log->event(spdlog::level::warn, "certificate_warning",
-                      {{"udid", v.identity->udid}, {"warning", w}});
+                      {{"udid", identity_.udid}, {"warning", w}});
     }
   }
 
   // ---- 2. compliance -------------------------------------------------------------------------
-  awaitable<admission> admit() {
-    const auto t0 = steady_clock::now();
-    admission a = co_await st_->comp->check(identity_);
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - t0);
-    st_->stats.uem_latency_us_sum += static_cast<std::uint64_t>(us.count());
-    ++st_->stats.uem_latency_count;
+  /// The audit line and counter of an admission, once, after the session limit was applied:
+  /// a device over its limit is refused, never "admitted" and then turned away.
+  void audit(const admission& a) {
     st_->stats.uem_lookups.inc({a.reason == "uem_unavailable" ? "error" : "ok"});
-    if (a.admitted && !a.platform)
-      a = {false, "unknown_platform", {}, "no DTR platform for this device"};
     st_->stats.admissions.inc({a.admitted ? "admitted" : "refused", a.admitted ? "ok" : a.reason});
     st_->log->event(a.admitted ? spdlog::level::info : spdlog::level::warn,
                     a.admitted ? "admitted" : "refused",
@@ -156,26 +189,15 @@ class connection {
                      {"platform", a.platform ? std::string(dtr::to_string(*a.platform)) : "-"},
                      {"reason", a.admitted ? "ok" : a.reason},
                      {"detail", a.detail}});
-    co_return a;
   }
 
-  /// HTTP etiquette: read the device's first request (bounded), then answer 403 and close.
+  /// HTTP etiquette: read the device's first request (bounded), then answer and close.
   awaitable<void> refuse_first_request(const admission& a) {
-    beast::flat_buffer buf(limits_.header_limit);
-    http::response<http::string_body> res;  // function scope: see run()
     http::request_parser<http::empty_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
-    boost::system::error_code ec;
-    {
-      watchdog guard(ex_, limits_.header_timeout, [this] { close_socket(); });
-      co_await http::async_read_header(tls_, buf, parser, net::redirect_error(use_awaitable, ec));
-    }
-    if (!ec) {
-      const unsigned status = a.reason == "session-limit"     ? 429
-                              : a.reason == "uem_unavailable" ? 503
-                                                              : 403;
-      res = refusal(status, a.reason, admission_text(a), false);
-      co_await write(res);
+    head_read h = co_await read_head(parser);
+    if (!h.gone) {
+      res_ = response(admission_status(a), a.reason, admission_text(a), false);
+      (void)co_await write(res_);
     }
     co_await close_tls();
   }
@@ -199,20 +221,30 @@ class connection {
         upstream_->close(ignored);
       }
     };
-    if (!st_->registry.add(entry_, limits_.max_sessions_per_device)) {
+    entry_->recheck = [this] { recheck_certificate(); };
+    registration_ = st_->registry.add(entry_, limits().max_sessions_per_device);
+    if (!registration_) {
       entry_.reset();
       return false;
     }
-    ++st_->stats.active_sessions;
     return true;
   }
 
-  void unregister() {
+  /// The certificate against the trust store as it is now (a CRL reload may have revoked it,
+  /// a CA bundle change may have dropped its issuer): on the session's executor.
+  void recheck_certificate() {
+    if (!entry_ || !entry_->alive || entry_->killed) return;
+    const auto rt = st_->current();
+    const auto v = rt->verifier->verify(tls_.native_handle());
+    if (!v.ok()) session_registry::kill_here(*entry_, std::string(certauth::to_string(v.code)));
+  }
+
+  void session_ended() {
     if (!entry_) return;
     entry_->alive = false;
     entry_->kill = nullptr;
-    st_->registry.remove(entry_->info.id);
-    --st_->stats.active_sessions;
+    entry_->recheck = nullptr;
+    registration_.reset();
     if (entry_->killed) {
       st_->stats.kills.inc({entry_->kill_reason});
       st_->log->event(spdlog::level::warn, "session_closed",
@@ -225,190 +257,230 @@ class connection {
   bool killed() const { return entry_ && entry_->killed; }
 
   // ---- 4. requests ---------------------------------------------------------------------------
-  awaitable<void> serve() {
-    beast::flat_buffer buf(limits_.header_limit);
-    // Responses live at function scope: see run() on GCC 12 and block-scoped objects.
-    http::response<http::string_body> res;
+  struct head_read {
+    refusal why = refusal::none;
+    bool gone = false;  ///< the device closed, timed out or was killed: nothing to answer
+  };
+
+  /// Reads one request head into `parser`: raw bytes until scan_request_head() decides (the
+  /// whole head within limits.header_timeout), then exactly those bytes through Beast.
+  awaitable<head_read> read_head(http::request_parser<http::empty_body>& parser) {
+    head_read h;
+    const auto& lim = limits();
+    parser.header_limit(static_cast<std::uint32_t>(lim.header_limit));
+    parser.body_limit(0);
+    head_scan scan;
+    boost::system::error_code ec;
+    watchdog guard(ex_, lim.header_timeout, [this] { close_socket(); });
     for (;;) {
-      if (killed() || st_->stopping) co_return;
-      http::request_parser<http::empty_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
-      parser.body_limit(0);
-      boost::system::error_code ec;
-      bool timed_out = false;
-      {
-        watchdog guard(ex_, limits_.header_timeout, [this] { close_socket(); });
-        co_await http::async_read_header(tls_, buf, parser, net::redirect_error(use_awaitable, ec));
-        timed_out = guard.fired();
+      const auto* p = static_cast<const char*>(buf_.data().data());
+      scan = scan_request_head({p, buf_.size()}, lim.header_limit, lim.target_limit);
+      if (scan.st != head_scan::state::incomplete) break;
+      const std::size_t n = co_await tls_.async_read_some(
+          buf_.prepare(lim.header_limit + 1 - buf_.size()), net::redirect_error(use_awaitable, ec));
+      buf_.commit(n);
+      if (ec) break;
+    }
+    guard.disarm();
+    if (scan.st == head_scan::state::refused) {
+      h.why = scan.why;
+    } else if (scan.st == head_scan::state::incomplete) {
+      // EOF, reset, timeout or kill before a whole head: a device that went away. A TLS error
+      // in the middle of a head is answered (it is the device's bytes that were wrong).
+      h.gone = !(ec.category() == net::error::get_ssl_category() && buf_.size() > 0);
+      if (!h.gone) h.why = refusal::bad_request;
+    } else {
+      parser.put(net::buffer(buf_.data().data(), scan.length), ec);
+      buf_.consume(scan.length);
+      if (ec == http::error::body_limit || ec == http::error::bad_content_length ||
+          ec == http::error::bad_transfer_encoding) {
+        h.why = refusal::body_not_allowed;
+      } else if (ec || !parser.is_header_done()) {
+        h.why = refusal::bad_request;
+        parse_error_ = ec ? ec.message() : "incomplete head";
       }
-      if (ec) {
-        if (ec == http::error::body_limit) {
-          count("body-not-allowed");
-          res = refusal(400, "body-not-allowed", "requests to the gateway carry no body", false);
-          co_await write(res);
-        } else if (ec == http::error::header_limit) {
-          count("header-too-large");
-          res =
-              refusal(431, "header-too-large", "the request head exceeds the header limit", false);
-          co_await write(res);
-        } else if (ec != http::error::end_of_stream && ec != net::error::eof &&
-                   ec != ssl::error::stream_truncated && !timed_out && !killed() &&
-                   ec != net::error::operation_aborted && ec != net::error::bad_descriptor) {
-          count("bad-request");
-          res = refusal(400, "bad-request", "malformed request: " + ec.message(), false);
-          co_await write(res);
-        }
-        co_return;
+    }
+    co_return h;
+  }
+
+  awaitable<void> serve() {
+    std::optional<http::request_parser<http::empty_body>> parser;  // a new one per request
+    connect_target target;
+    bool keep = true;
+    while (keep) {
+      if (killed() || st_->stopping) break;
+      now_ = st_->current();  // each request is decided by the configuration in force now
+      parser.emplace();
+      parse_error_.clear();
+      head_read h = co_await read_head(*parser);
+      if (h.gone || killed()) break;
+      if (h.why != refusal::none) {
+        refuse(h.why, parse_error_);
+        keep = co_await answer();
+        continue;
       }
-      auto& req = parser.get();
-      if (std::distance(req.begin(), req.end()) >
-          static_cast<std::ptrdiff_t>(limits_.max_headers)) {
-        count("too-many-headers");
-        res = refusal(431, "too-many-headers", "the request has too many header fields", false);
-        co_await write(res);
-        co_return;
+      auto& req = parser->get();
+      const bool is_connect = req.method() == http::verb::connect;
+      refusal why = refusal::none;
+      if (is_connect) why = parse_connect_target(sv(req.target()), target);
+      if (why == refusal::none)
+        why = check_request_fields(req, limits().max_headers, is_connect ? &target : nullptr);
+      if (why != refusal::none) {
+        refuse(why, "target " + std::string(req.target()));
+        keep = co_await answer();
+        continue;
       }
-      if (req.has_content_length() || req.chunked()) {
-        if (req.payload_size().value_or(1) != 0) {
-          count("body-not-allowed");
-          res = refusal(400, "body-not-allowed", "requests to the gateway carry no body", false);
-          co_await write(res);
-          co_return;
-        }
-      }
-      bool keep = true;
-      if (req.method() == http::verb::connect) {
-        keep = co_await handle_connect(req, buf);
+      if (is_connect) {
+        keep = co_await handle_connect(req, target);
       } else if (!req.target().starts_with("/")) {
         // An absolute-form request (a client using us as a plain HTTP proxy): say what to do.
-        count("use-connect");
-        res = refusal(400, "use-connect",
-                      "this gateway only tunnels: send CONNECT host:port (curl: --proxytunnel)",
-                      true);
-        keep = co_await write(res);
+        refuse(refusal::use_connect, "absolute-form target " + std::string(req.target()));
+        keep = co_await answer();
       } else if (req.method() == http::verb::get || req.method() == http::verb::head) {
         keep = co_await handle_get(req);
       } else {
-        count("method-not-allowed");
-        res = refusal(405, "method-not-allowed", "only CONNECT and GET are served here", true);
-        res.set(http::field::allow, "CONNECT, GET");
-        keep = co_await write(res);
+        refuse(refusal::method_not_allowed, std::string(req.method_string()));
+        res_.set(http::field::allow, "CONNECT, GET");
+        keep = co_await answer();
       }
-      if (!keep || !req.keep_alive()) co_return;
+      keep = keep && req.keep_alive();
     }
+  }
+
+  /// The one place a request is refused: one log line, one count, one answer (in res_, sent by
+  /// answer()). `detail` and `extra` go to the log only, never to the device.
+  void refuse(refusal r, const std::string& detail = {}, const log_fields& extra = {}) {
+    refuse_as(to_string(r), http_status(r), std::string(device_text(r)), !ends_connection(r),
+              detail, extra);
+  }
+
+  void refuse_as(std::string_view reason, unsigned status, std::string text, bool keep_alive,
+                 const std::string& detail, const log_fields& extra) {
+    count(reason);
+    log_fields f{{"udid", identity_.udid}, {"reason", std::string(reason)}};
+    f.insert(f.end(), extra.begin(), extra.end());
+    if (!detail.empty()) f.emplace_back("detail", detail);
+    st_->log->event(spdlog::level::info, "request_refused", f);
+    res_ = response(status, reason, std::move(text), keep_alive);
+  }
+
+  /// Sends res_; true when the connection goes on (written and keep-alive).
+  awaitable<bool> answer() {
+    const bool ok = co_await write(res_);
+    co_return ok&& res_.keep_alive();
   }
 
   void count(std::string_view outcome) { st_->stats.requests.inc({std::string(outcome)}); }
 
+  static http::response<http::string_body> response(unsigned status, std::string_view reason,
+                                                    std::string text, bool keep_alive) {
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.set(http::field::server, "tunnelgate");
+    res.set("X-Tunnel-Reason", bsv(reason));
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.keep_alive(keep_alive);
+    res.body() = std::move(text) + "\n";
+    res.prepare_payload();
+    return res;
+  }
+
   awaitable<bool> handle_get(const http::request<http::empty_body>& req) {
     const auto target = std::string(req.target());
-    const auto& rules = *rt_->cfg->rules;
+    const auto& rules = *now_->cfg->rules;
     const auto app = std::string(req["X-Tunnel-App"]);
-    http::response<http::string_body> res{http::status::ok, 11};
-    res.set(http::field::server, "tunnelgate");
-    res.keep_alive(req.keep_alive());
+    res_ = {http::status::ok, 11};
+    res_.set(http::field::server, "tunnelgate");
+    res_.keep_alive(req.keep_alive());
+    bool found = true;
     if (target == "/dtr/profile") {
-      res.set(http::field::content_type, "application/json");
-      res.body() = dtr::to_profile_json(rules, platform_);
+      res_.set(http::field::content_type, "application/json");
+      res_.body() = dtr::to_profile_json(rules, platform_);
     } else if (target == "/proxy.pac") {
       std::string host(req[http::field::host]);
-      if (host.empty() || host.find_first_of(" \"'\\\r\n") != std::string::npos) {
+      if (!dtr::valid_pac_gateway(host)) {  // the Host header is the device's: hostile
         boost::system::error_code ec;
         host = endpoint_text(tls_.next_layer().local_endpoint(ec));
       }
-      res.body() = dtr::to_pac(rules, platform_, host, app);
-      if (res.body().empty()) {
-        count("no-rule-set");
-        res = refusal(404, "no-rule-set", "no rule set applies to this device and app", true);
-        co_return co_await write(res);
-      }
-      res.set(http::field::content_type, "application/x-ns-proxy-autoconfig");
+      res_.body() = dtr::to_pac(rules, platform_, host, app);
+      res_.set(http::field::content_type, "application/x-ns-proxy-autoconfig");
+      if (res_.body().empty()) refuse(refusal::no_rule_set, "PAC for app " + app);
+      found = !res_.body().empty();
     } else {
-      count("not-found");
-      res = refusal(404, "not-found", "this gateway serves CONNECT, /dtr/profile and /proxy.pac",
-                    true);
-      co_return co_await write(res);
+      refuse(refusal::not_found, target);
+      found = false;
     }
-    count("download");
-    res.prepare_payload();
-    if (req.method() == http::verb::head) res.body().clear();
-    co_return co_await write(res);
+    if (found) {
+      count("download");
+      res_.prepare_payload();
+      if (req.method() == http::verb::head) res_.body().clear();
+    }
+    co_return co_await answer();
   }
 
   // ---- 5. CONNECT ----------------------------------------------------------------------------
   awaitable<bool> handle_connect(const http::request<http::empty_body>& req,
-                                 beast::flat_buffer& buf) {
-    http::response<http::string_body> res;  // function scope: see run()
-    connect_target t;
-    if (const auto e = parse_connect_target(sv(req.target()), t); e != target_error::ok) {
-      count(to_string(e));
-      res = refusal(400, to_string(e),
-                    "CONNECT needs HOST:PORT with a valid host and a port 1-65535", true);
-      co_return co_await write(res);
-    }
+                                 const connect_target& t) {
     const std::string app(req["X-Tunnel-App"]);
-    if (app.size() > 256) {
-      count("bad-app");
-      res = refusal(400, "bad-app", "X-Tunnel-App is too long", true);
-      co_return co_await write(res);
-    }
-    const auto& rules = *rt_->cfg->rules;
-    const auto d = rules.evaluate({t.host, t.port, platform_, app});
     const std::string destination = t.authority();
+    if (app.size() > 256) {
+      refuse(refusal::bad_app, "X-Tunnel-App of " + std::to_string(app.size()) + " bytes");
+      co_return co_await answer();
+    }
+    // The device's state now, not when the connection started (from the cache: cheap).
+    const admission now = co_await st_->comp->check(identity_);
+    if (!now.admitted) {
+      refuse_as(now.reason, admission_status(now), admission_text(now), false, now.detail,
+                {{"destination", destination}});
+      co_return co_await answer();
+    }
+    const auto& rules = *now_->cfg->rules;
+    const auto d = rules.evaluate({t.host, t.port, platform_, app});
+    const log_fields where = decision_fields(app, destination, d.set, d.rank, d.line);
     if (d.refused()) {
-      count(d.refusal);
-      log_decision(app, destination, d, std::string(d.refusal));
-      res = refusal(403, d.refusal,
-                    d.refusal == "no-rule-set"
-                        ? "no traffic rule set applies to this app on this platform"
-                        : "the destination is not a valid host",
-                    true);
-      co_return co_await write(res);
+      refuse(d.refusal == "no-rule-set" ? refusal::no_rule_set : refusal::bad_host, {}, where);
+      co_return co_await answer();
     }
     if (d.act == dtr::action::bypass || d.act == dtr::action::block) {
-      const std::string reason = d.act == dtr::action::bypass ? "bypass" : "blocked";
-      count(reason);
-      log_decision(app, destination, d, reason);
-      res = refusal(403, reason,
-                    d.act == dtr::action::bypass
-                        ? "connect to this destination directly, not through the tunnel"
-                        : "this destination is blocked by the traffic rules",
-                    true);
-      co_return co_await write(res);
+      refuse(d.act == dtr::action::bypass ? refusal::bypass : refusal::blocked, {}, where);
+      co_return co_await answer();
     }
 
-    // tunnel or proxy: connect from the egress address
+    // tunnel or proxy: every address passes the egress policy, then connect from the egress
+    // address.
     const bool via_proxy = d.act == dtr::action::proxy;
     const std::string dial_host = via_proxy ? d.proxy->host : t.host;
     const std::uint16_t dial_port = via_proxy ? d.proxy->port : t.port;
+    const auto policy = now_->policy;
+    const address_check check = [&](const tcp::endpoint& ep) {
+      return via_proxy ? policy->check_upstream(ep) : policy->check(ep, rules, platform_, app);
+    };
     tcp::socket sock(ex_);
     upstream_ = &sock;
-    dial_result r = co_await dial(rt_->egress, dial_host, dial_port, sock);  // named locals only
+    dial_result r = co_await dial(now_->egress, dial_host, dial_port, check, sock);
+    for (const auto& [ep, v] : r.refused)
+      st_->stats.egress_refusals.inc({std::string(to_string(v.block))});
     beast::flat_buffer upstream_leftover;
     std::unique_ptr<ssl::stream<tcp::socket&>> upstream_tls;
-    if (r.status == dial_status::ok && via_proxy) {
-      const auto creds_it = rt_->cfg->proxy_credentials.find(d.proxy->name);
+    if (r.status == refusal::none && via_proxy) {
+      const auto creds_it = now_->cfg->proxy_credentials.find(d.proxy->name);
       const std::string creds =
-          creds_it == rt_->cfg->proxy_credentials.end() ? "" : creds_it->second;
+          creds_it == now_->cfg->proxy_credentials.end() ? "" : creds_it->second;
       if (d.proxy->tls) {
         r = co_await proxy_over_tls(sock, *d.proxy, destination, creds, upstream_leftover,
                                     upstream_tls);
       } else {
         r = co_await proxy_connect(sock, destination, creds, upstream_leftover,
-                                   limits_.upstream_timeout);
+                                   limits().upstream_timeout);
       }
     }
     if (killed()) {
       upstream_ = nullptr;
       co_return false;
     }
-    if (r.status != dial_status::ok) {
+    if (r.status != refusal::none) {
       upstream_ = nullptr;
-      const auto reason = std::string(to_string(r.status));
-      count(reason);
-      log_decision(app, destination, d, reason, r.detail);
-      res = refusal(http_status(r.status), reason, r.detail, true);
-      co_return co_await write(res);
+      refuse_dial(r, app, destination, d);
+      co_return co_await answer();
     }
 
     // 200, then the connection is the tunnel.
@@ -426,18 +498,17 @@ class connection {
     http::response<http::empty_body> ok{http::status::ok, 11};
     ok.reason("Connection Established");
     ok.set(http::field::server, "tunnelgate");
-    boost::system::error_code ec;
-    co_await http::async_write(tls_, ok, net::redirect_error(use_awaitable, ec));
+    const bool written = co_await write(ok);
     relay_end end = relay_end::error;
     const auto t0 = steady_clock::now();
     ++st_->stats.active_tunnels;
-    if (!ec) {
+    if (written) {
       if (upstream_tls) {
-        end = co_await relay(tls_, *upstream_tls, buf, upstream_leftover, entry_->counters,
-                             limits_.idle_timeout, entry_->killed);
+        end = co_await relay(tls_, *upstream_tls, buf_, upstream_leftover, entry_->counters,
+                             limits().idle_timeout, entry_->killed);
       } else {
-        end = co_await relay(tls_, sock, buf, upstream_leftover, entry_->counters,
-                             limits_.idle_timeout, entry_->killed);
+        end = co_await relay(tls_, sock, buf_, upstream_leftover, entry_->counters,
+                             limits().idle_timeout, entry_->killed);
       }
     }
     --st_->stats.active_tunnels;
@@ -447,32 +518,57 @@ class connection {
     st_->stats.bytes.inc({"up"}, up);
     st_->stats.bytes.inc({"down"}, down);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - t0);
-    st_->log->access(
-        {{"udid", identity_.udid},
-         {"user", identity_.user},
-         {"platform", std::string(dtr::to_string(platform_))},
-         {"app", app.empty() ? "-" : app},
-         {"destination", destination},
-         {"action", action},
-         {"set", d.set->name},
-         {"rank", d.rank == 0 ? "default" : std::to_string(d.rank)},
-         {"line", std::to_string(d.line)},
-         {"egress", endpoint_text(r.local)},
-         {"remote", endpoint_text(r.remote)},
-         {"bytes_up", std::to_string(up)},
-         {"bytes_down", std::to_string(down)},
-         {"duration_ms", std::to_string(ms.count())},
-         {"result", killed() ? "killed:" + entry_->kill_reason : std::string(to_string(end))}});
+    st_->log->access({{"udid", identity_.udid},
+                      {"user", identity_.user},
+                      {"platform", std::string(dtr::to_string(platform_))},
+                      {"app", app.empty() ? "-" : app},
+                      {"destination", destination},
+                      {"action", action},
+                      {"set", d.set->name},
+                      {"rank", d.rank == 0 ? "default" : std::to_string(d.rank)},
+                      {"line", std::to_string(d.line)},
+                      {"egress", endpoint_text(r.local)},
+                      {"remote", endpoint_text(r.remote)},
+                      {"bytes_up", std::to_string(up)},
+                      {"bytes_down", std::to_string(down)},
+                      {"duration_ms", std::to_string(ms.count())},
+                      {"result", !written   ? std::string("device-write-failed")
+                                 : killed() ? "killed:" + entry_->kill_reason
+                                            : std::string(to_string(end))}});
     boost::system::error_code ignored;
     sock.close(ignored);
     co_return false;
+  }
+
+  /// Log fields naming the rule that decided a flow.
+  static log_fields decision_fields(const std::string& app, const std::string& destination,
+                                    const dtr::rule_set* set, int rank, int line) {
+    return {{"app", app.empty() ? "-" : app},
+            {"destination", destination},
+            {"set", set != nullptr ? set->name : "-"},
+            {"rank", set == nullptr ? "-"
+                     : rank == 0    ? "default"
+                                    : std::to_string(rank)},
+            {"line", set != nullptr ? std::to_string(line) : "-"}};
+  }
+
+  /// A failed dial: the log names every address the egress policy refused and why, and the
+  /// rule that refused an address when one did; the device hears only the reason.
+  void refuse_dial(const dial_result& r, const std::string& app, const std::string& destination,
+                   const dtr::decision& d) {
+    auto f = r.rule.set != nullptr
+                 ? decision_fields(app, destination, r.rule.set, r.rule.rank, r.rule.line)
+                 : decision_fields(app, destination, d.set, d.rank, d.line);
+    if (d.act == dtr::action::proxy) f.emplace_back("proxy", d.proxy->name);
+    if (!r.refused.empty()) f.emplace_back("refused_addresses", refused_addresses(r));
+    refuse(r.status, r.detail, f);
   }
 
   awaitable<dial_result> proxy_over_tls(tcp::socket& sock, const dtr::proxy_def& proxy,
                                         const std::string& destination, const std::string& creds,
                                         beast::flat_buffer& leftover,
                                         std::unique_ptr<ssl::stream<tcp::socket&>>& out) {
-    auto s = std::make_unique<ssl::stream<tcp::socket&>>(sock, *rt_->upstream_tls);
+    auto s = std::make_unique<ssl::stream<tcp::socket&>>(sock, *now_->upstream_tls);
     dial_result r;
     // Verify the proxy's certificate for its name (or address).
     if (!dtr::parse_ip(proxy.host))
@@ -480,50 +576,34 @@ class connection {
     s->set_verify_mode(ssl::verify_peer);
     s->set_verify_callback(ssl::host_name_verification(proxy.host));
     boost::system::error_code ec;
-    {
-      watchdog guard(ex_, limits_.upstream_timeout, [&sock] {
-        boost::system::error_code ignored;
-        sock.close(ignored);
-      });
-      co_await s->async_handshake(ssl::stream_base::client, net::redirect_error(use_awaitable, ec));
-      if (guard.fired()) {
-        r.status = dial_status::proxy_timeout;
-        r.detail = "TLS handshake with upstream proxy " + proxy.name + " timed out";
-        co_return r;
-      }
-    }
-    if (ec) {
-      r.status = dial_status::proxy_failed;
+    watchdog guard(ex_, limits().upstream_timeout, [&sock] {
+      boost::system::error_code ignored;
+      sock.close(ignored);
+    });
+    co_await s->async_handshake(ssl::stream_base::client, net::redirect_error(use_awaitable, ec));
+    guard.disarm();
+    if (guard.fired()) {
+      r.status = refusal::proxy_timeout;
+      r.detail = "TLS handshake with upstream proxy " + proxy.name + " timed out";
+    } else if (ec) {
+      r.status = refusal::proxy_failed;
       r.detail = "TLS handshake with upstream proxy " + proxy.name + " failed: " + ec.message();
-      co_return r;
+    } else {
+      r = co_await proxy_connect(*s, destination, creds, leftover, limits().upstream_timeout);
+      if (r.status == refusal::none) out = std::move(s);
     }
-    r = co_await proxy_connect(*s, destination, creds, leftover, limits_.upstream_timeout);
-    if (r.status == dial_status::ok) out = std::move(s);
     co_return r;
   }
 
-  void log_decision(const std::string& app, const std::string& destination, const dtr::decision& d,
-                    const std::string& outcome, const std::string& detail = {}) {
-    st_->log->event(spdlog::level::info, "request_refused",
-                    {{"udid", identity_.udid},
-                     {"app", app.empty() ? "-" : app},
-                     {"destination", destination},
-                     {"reason", outcome},
-                     {"set", d.set ? d.set->name : "-"},
-                     {"rank", d.set ? (d.rank == 0 ? "default" : std::to_string(d.rank)) : "-"},
-                     {"line", d.set ? std::to_string(d.line) : "-"},
-                     {"detail", detail}});
-  }
-
   // ---- plumbing ------------------------------------------------------------------------------
-  /// `msg` must be a named local of the caller: GCC 12 mishandles temporaries with destructors
-  /// inside a co_await expression (double destruction), so none may appear there.
+  /// Writes a message to the device within limits.header_timeout; true when written.
+  /// `msg` must be a named local or member (no temporaries in a co_await expression).
   template <class Message>
   awaitable<bool> write(Message& msg) {
     boost::system::error_code ec;
-    watchdog guard(ex_, limits_.header_timeout, [this] { close_socket(); });
+    watchdog guard(ex_, limits().header_timeout, [this] { close_socket(); });
     co_await http::async_write(tls_, msg, net::redirect_error(use_awaitable, ec));
-    co_return !ec && msg.keep_alive();
+    co_return !ec && !guard.fired();
   }
 
   void close_socket() {
@@ -534,22 +614,26 @@ class connection {
   awaitable<void> close_tls() {
     if (!tls_.next_layer().is_open()) co_return;
     boost::system::error_code ec;
-    {
-      watchdog guard(ex_, std::chrono::seconds(2), [this] { close_socket(); });
-      co_await tls_.async_shutdown(net::redirect_error(use_awaitable, ec));
-    }
+    watchdog guard(ex_, std::chrono::seconds(2), [this] { close_socket(); });
+    co_await tls_.async_shutdown(net::redirect_error(use_awaitable, ec));
+    guard.disarm();
     close_socket();
   }
 
   std::shared_ptr<shared_state> st_;
-  std::shared_ptr<const runtime> rt_;
-  const limits_config& limits_;
+  std::shared_ptr<const runtime> rt_;   ///< the generation the TLS context comes from
+  std::shared_ptr<const runtime> now_;  ///< the generation deciding the current request
   tls_stream tls_;
   net::any_io_executor ex_;
   tcp::endpoint peer_;
-  certauth::device_identity identity_;
+  certauth::device_identity identity_;  ///< udid in canonical_udid() form
+  std::uint64_t trust_generation_ = 0;  ///< shared_state::trust_generation at the handshake
   dtr::platform platform_ = dtr::platform::ios;
+  beast::flat_buffer buf_;                 ///< bytes from the device not yet consumed
+  http::response<http::string_body> res_;  ///< the answer being sent (see the top comment)
+  std::string parse_error_;                ///< Beast's message for a bad head (log only)
   std::shared_ptr<session_entry> entry_;
+  session_registry::registration registration_;
   tcp::socket* upstream_ = nullptr;  ///< the tunnel's egress socket while one is open
 };
 

@@ -24,12 +24,16 @@ struct runtime {
   std::shared_ptr<ssl::context> tls;           ///< device-facing server context
   std::shared_ptr<ssl::context> upstream_tls;  ///< client context for https upstream proxies
   egress_options egress;
+  std::shared_ptr<const egress_policy> policy;  ///< applied to every address dialled
 };
 
-/// Builds a runtime from a loaded config: trust store, verifier, TLS contexts, egress checks.
+/// Builds a runtime from a loaded config: trust store, verifier, TLS contexts, egress checks
+/// and the egress policy (`own_endpoints`: every listening endpoint of ours; `host`: this
+/// host's addresses, shared and refreshed by the daemon).
 /// Throws std::runtime_error naming what is wrong and how to fix it.
 std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
-                                      const std::vector<tcp::endpoint>& own_endpoints);
+                                      const std::vector<tcp::endpoint>& own_endpoints,
+                                      std::shared_ptr<const host_addresses> host);
 
 struct shared_state {
   session_registry registry;
@@ -38,6 +42,11 @@ struct shared_state {
   std::unique_ptr<event_log> log;
   std::unique_ptr<idp_sync> idp;  ///< idp_sync and egress.check_url; set after log
   std::atomic<bool> stopping{false};
+  /// This host's addresses for the egress policy; the daemon refreshes them.
+  std::shared_ptr<host_addresses> host = std::make_shared<host_addresses>();
+  /// Bumped whenever the device CA bundle or a CRL changes (reload or SIGHUP): a connection
+  /// admitted with an older generation checks its certificate again.
+  std::atomic<std::uint64_t> trust_generation{0};
 
   std::shared_ptr<const runtime> current() const {
     std::lock_guard lock(mutex_);

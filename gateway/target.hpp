@@ -4,7 +4,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <system_error>
+
+#include "gateway/refusal.hpp"
 
 namespace tunnelgate::gateway {
 
@@ -16,16 +17,9 @@ struct connect_target {
   std::string authority() const;
 };
 
-enum class target_error {
-  ok = 0,
-  missing_port,  ///< CONNECT needs host:port
-  bad_port,      ///< not 1-65535
-  bad_host,      ///< not a host name or IP literal (includes numeric-looking names)
-};
-
-std::string_view to_string(target_error e) noexcept;
-
 /// Parses "host:port", "[v6]:port" or "a.b.c.d:port". Names are normalised like DTR names.
-target_error parse_connect_target(std::string_view authority, connect_target& out);
+/// Returns refusal::none, or missing_port, bad_port or bad_host (which includes
+/// numeric-looking names such as `127.1` that resolvers would read as IPv4).
+refusal parse_connect_target(std::string_view authority, connect_target& out);
 
 }  // namespace tunnelgate::gateway

@@ -32,6 +32,8 @@ int x509_error_for(certauth::reason r) {
       return X509_V_ERR_CERT_REVOKED;
     case reason::crl_expired:
       return X509_V_ERR_CRL_HAS_EXPIRED;
+    case reason::no_crl:
+      return X509_V_ERR_UNABLE_TO_GET_CRL;
     case reason::unknown_ca:
       return X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
     case reason::bad_eku:

@@ -123,7 +123,7 @@ uem:
     request_timeout: 1s
   cache: {positive_ttl: 1s, negative_ttl: 1s, stale_grace: 2s}
 dtr: rules.yaml
-egress: {address: 127.0.0.2}
+egress: {address: 127.0.0.2, allow: ["127.0.0.1/32"]}
 admin: {listen: "127.0.0.1:$admin_port"}
 log: {format: json}
 EOF

@@ -83,7 +83,7 @@ uem:
   poll_interval: 200ms
   webhook: {listen: "127.0.0.1:$hook_port", username: uem, password_file: hook.pass}
 dtr: rules.yaml
-egress: {address: 127.0.0.2, resolve_timeout: 2s, connect_timeout: 2s}
+egress: {address: 127.0.0.2, resolve_timeout: 2s, connect_timeout: 2s, allow: ["127.0.0.1/32"]}
 admin: {listen: "127.0.0.1:$admin_port"}
 limits: {header_timeout: 1s, handshake_timeout: 2s, max_sessions_per_device: 3, shutdown_grace: 3s, header_limit: 4096, max_headers: 20}
 upstream_credentials: {upstream: {file: proxy.creds}}

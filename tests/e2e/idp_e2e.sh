@@ -65,7 +65,7 @@ listen: ["127.0.0.1:$gw_port"]
 tls: {cert: ca/server.pem, key: ca/server.key, client_ca: ca/ca.pem}
 uem: {source: file, file: devices.json}
 dtr: rules.yaml
-egress: {address: 127.0.0.2, check_url: "${3:-$okta/ip}", check_ca: ca/ca.pem}
+egress: {address: 127.0.0.2, check_url: "${3:-$okta/ip}", check_ca: ca/ca.pem, allow: ["127.0.0.1/32"]}
 admin: {listen: "127.0.0.1:$admin_port"}
 log: {format: json}
 idp_sync:

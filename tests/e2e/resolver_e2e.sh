@@ -35,7 +35,7 @@ listen: ["127.0.0.1:$gw_port"]
 tls: {cert: ca/server.pem, key: ca/server.key, client_ca: ca/ca.pem}
 uem: {source: file, file: devices.json}
 dtr: rules.yaml
-egress: {address: 127.0.0.2, resolve_timeout: 1500ms, connect_timeout: 2s, resolver: $1}
+egress: {address: 127.0.0.2, resolve_timeout: 1500ms, connect_timeout: 2s, resolver: $1, allow: ["127.0.0.1/32"]}
 admin: {listen: "127.0.0.1:$admin_port"}
 log: {format: json}
 EOF

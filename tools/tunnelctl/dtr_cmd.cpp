@@ -147,12 +147,10 @@ int cmd_pac(const args& a) {
     return exit_ok;
   }
   const auto p = platform_arg(plat);
-  const auto [gw_host, gw_port] = split_target(gateway);
-  if (gateway.find(':') == std::string::npos || !dtr::parse_destination(gw_host)) {
+  if (gateway.find(':') == std::string::npos || !dtr::valid_pac_gateway(gateway)) {
     throw usage_error("--gateway must be HOST:PORT (e.g. gateway.example.com:8443), got '" +
                       gateway + "'");
   }
-  (void)gw_port;
   const auto policy = load(file);
   const auto pac = dtr::to_pac(*policy, p, gateway, app);
   if (pac.empty()) {
