@@ -105,6 +105,7 @@ class loader {
     if (!errors_.empty()) return fail();
     config_result r;
     r.value = std::move(cfg_);
+    r.warnings = std::move(warnings_);
     return r;
   }
 
@@ -115,6 +116,7 @@ class loader {
       return std::tie(a.line, a.column) < std::tie(b.line, b.column);
     });
     r.errors = std::move(errors_);
+    r.warnings = std::move(warnings_);
     return r;
   }
 
@@ -122,6 +124,12 @@ class loader {
     const auto m = n.Mark();
     errors_.push_back({origin_, m.is_null() ? 0 : m.line + 1, m.is_null() ? 0 : m.column + 1,
                        key + ": " + message});
+  }
+
+  void warning(const YAML::Node& n, const std::string& key, const std::string& message) {
+    const auto m = n.Mark();
+    warnings_.push_back({origin_, m.is_null() ? 0 : m.line + 1, m.is_null() ? 0 : m.column + 1,
+                         key + ": " + message});
   }
 
   bool is_map(const YAML::Node& n, const std::string& key) {
@@ -361,10 +369,13 @@ class loader {
     if (!is_map(w, "uem.webhook")) return;
     auto& k = cfg_.webhook;
     k.enabled = true;
-    check_keys(w, "uem.webhook", {"listen", "username", "password_file", "tls", "max_body"});
+    check_keys(w, "uem.webhook",
+               {"listen", "username", "password_file", "tls", "max_body", "allow_plain_http",
+                "max_connections", "request_timeout"});
+    bool listen_ok = false;
     if (auto n = w["listen"]) {
       std::string s;
-      if (scalar(n, "uem.webhook.listen", s, "ADDRESS:PORT")) listen(n, s);
+      if (scalar(n, "uem.webhook.listen", s, "ADDRESS:PORT")) listen_ok = listen(n, s);
     } else {
       error(w, "uem.webhook.listen", "missing, e.g. `listen: 127.0.0.1:9443`");
     }
@@ -384,7 +395,22 @@ class loader {
       integer(n, "uem.webhook.max_body", 1024, 16LL * 1024 * 1024, v);
       k.max_body = static_cast<std::size_t>(v);
     }
-    if (auto t = w["tls"]) {
+    if (auto n = w["max_connections"]) {
+      long long v = static_cast<long long>(k.max_connections);
+      integer(n, "uem.webhook.max_connections", 1, 1024, v);
+      k.max_connections = static_cast<std::size_t>(v);
+    }
+    if (auto n = w["request_timeout"]) {
+      dur(n, "uem.webhook.request_timeout", k.request_timeout);
+      if (k.request_timeout < duration(100) || k.request_timeout > std::chrono::minutes(5)) {
+        error(n, "uem.webhook.request_timeout", "must be from 100ms to 5m");
+      }
+    }
+    if (auto n = w["allow_plain_http"]) {
+      boolean(n, "uem.webhook.allow_plain_http", k.allow_plain_http);
+    }
+    const auto t = w["tls"];
+    if (t) {
       if (!is_map(t, "uem.webhook.tls")) return;
       check_keys(t, "uem.webhook.tls", {"cert", "key"});
       if (auto n = t["cert"]) path(n, "uem.webhook.tls.cert", k.tls_cert);
@@ -392,10 +418,45 @@ class loader {
       if (!t["cert"] || !t["key"]) {
         error(t, "uem.webhook.tls", "needs both `cert` and `key` (PEM files)");
       }
+    } else if (listen_ok && !loopback(k.listen.address())) {
+      plain_http(w, k);
     }
   }
 
-  void listen(const YAML::Node& n, const std::string& s) {
+  /// Basic credentials (always required) over plain HTTP are readable by anyone on the path:
+  /// only loopback, or an explicit opt-in (a TLS-terminating proxy in front).
+  void plain_http(const YAML::Node& w, const webhook_config& k) {
+    const auto where = endpoint_text(k.listen);
+    if (!k.allow_plain_http) {
+      error(w["listen"], "uem.webhook.listen",
+            "plain HTTP on " + where +
+                ", which is not a loopback address, would carry the Basic credentials in clear "
+                "text; configure `uem.webhook.tls: {cert: FILE, key: FILE}`, or set "
+                "`uem.webhook.allow_plain_http: true` if a TLS-terminating proxy on a trusted "
+                "network fronts the listener");
+      return;
+    }
+    warning(w["allow_plain_http"], "uem.webhook.allow_plain_http",
+            "the webhook on " + where +
+                " accepts Basic credentials over plain HTTP; anyone on the path between the "
+                "UEM (or your proxy) and the gateway can read them. Configure `tls` unless a "
+                "TLS-terminating proxy on a trusted network fronts it");
+  }
+
+  static bool loopback(const net::ip::address& a) {
+    if (a.is_loopback()) return true;
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+      return net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6()).is_loopback();
+    }
+    return false;
+  }
+
+  static std::string endpoint_text(const net::ip::tcp::endpoint& ep) {
+    const auto a = ep.address().to_string();
+    return (ep.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(ep.port());
+  }
+
+  bool listen(const YAML::Node& n, const std::string& s) {
     // ADDRESS:PORT with an IP literal; IPv6 as [addr]:port. No names: nothing to resolve.
     std::string host;
     std::string port;
@@ -418,15 +479,17 @@ class loader {
         end != port.data() + port.size() || p > 65535) {
       error(n, "uem.webhook.listen",
             "expected IP:PORT such as 127.0.0.1:9443 or [::1]:9443 (an address, not a name)");
-      return;
+      return false;
     }
     cfg_.webhook.listen = net::ip::tcp::endpoint(addr, static_cast<unsigned short>(p));
+    return true;
   }
 
   std::string origin_;
   std::filesystem::path base_;
   config cfg_;
   std::vector<config_error> errors_;
+  std::vector<config_error> warnings_;
 };
 
 }  // namespace

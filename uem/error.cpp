@@ -110,6 +110,19 @@ bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
   return CRYPTO_memcmp(da, db, sizeof da) == 0;
 }
 
+std::string sha256_hex(std::string_view in) {
+  static constexpr char hex[] = "0123456789abcdef";
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(in.data()), in.size(), d);
+  std::string out;
+  out.reserve(2 * sizeof d);
+  for (unsigned char c : d) {
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  }
+  return out;
+}
+
 }  // namespace detail
 
 }  // namespace tunnelgate::uem

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -56,28 +57,43 @@ std::optional<std::string> base64_decode(std::string_view in);
 /// Constant-time comparison of two secrets (lengths may differ; compares digests).
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
 
+/// SHA-256 of `in` as 64 lower-case hex digits.
+std::string sha256_hex(std::string_view in);
+
 std::unique_ptr<source> make_file_source(const std::filesystem::path& path,
                                          const net::any_io_executor& ex);
 std::unique_ptr<source> make_ws1_source(const ws1_config& cfg, net::any_io_executor ex);
 
-/// The webhook HTTP(S) listener (webhook_server.cpp). Handlers run on the listener's
-/// executor (the service worker).
+/// What became of a webhook event; decides the HTTP answer.
+enum class event_outcome : std::uint8_t {
+  acted,      ///< the device was re-read (200 accepted)
+  ignored,    ///< a type that cannot change a decision (200 ignored)
+  duplicate,  ///< the same event was acted on a short while ago (200 duplicate)
+  failed,     ///< the re-read failed; not remembered, so a retry is acted on (503)
+};
+
+/// The webhook HTTP(S) listener (webhook_server.cpp). It runs on its own executor (the
+/// service's webhook thread), never on the worker.
 struct webhook_handlers {
-  /// An authenticated, well-formed event; returns false for a duplicate EventId.
-  std::function<bool(const webhook_event&)> on_event;
-  /// A refused request (401, 400, 413, 405).
+  /// An authenticated, well-formed event. Called on the listener's executor; must not block.
+  /// `done` is called exactly once, from any thread, with the outcome; the connection waits
+  /// for it before answering, so a 200 means the device was re-read and subscribers told.
+  std::function<void(webhook_event ev, std::function<void(event_outcome)> done)> on_event;
+  /// A refused request (401, 400, 405, 413).
   std::function<void()> on_rejected;
+  /// A connection closed at accept because max_connections were open.
+  std::function<void()> on_refused_connection;
 };
 
 class webhook_server {
  public:
   virtual ~webhook_server() = default;
   virtual net::ip::tcp::endpoint local_endpoint() const = 0;
-  /// Closes the acceptor and every open connection. Call on the executor's thread.
+  /// Closes the acceptor and every open connection. Call on the listener executor's thread.
   virtual void stop() = 0;
 };
 
-/// Binds and starts accepting; throws std::system_error naming the address or the
+/// Binds and starts accepting on `ex`; throws std::system_error naming the address or the
 /// certificate file when it cannot.
 std::shared_ptr<webhook_server> start_webhook_server(const webhook_config& cfg,
                                                      const net::any_io_executor& ex,

@@ -268,12 +268,35 @@ inventory_result parse_inventory(std::string_view text, std::string_view origin)
 
 namespace {
 
+/// Event types are compared on their letters and digits only, without case: the current
+/// spelling (`Break MDM Confirmed`) and the legacy AirWatch one (`BreakMDMConfirmed`,
+/// `COMPROMISEDSTATUSCHANGED`) are the same type. A substring match errs towards re-reading:
+/// an extra re-read costs one UEM request, a missed one leaves a revoked device connected.
 bool relevant_event(std::string_view type) {
-  const auto t = detail::lower(type);
-  for (std::string_view w : {"compliance", "compromised", "enrol", "break mdm", "wipe", "delete"}) {
+  std::string t;
+  for (unsigned char c : type) {
+    if (std::isalnum(c)) t += static_cast<char>(std::tolower(c));
+  }
+  // compliance / compromised status; (MDM) enrollment complete, unenrollment; Break MDM
+  // Confirmed (the device left management); device delete; (enterprise) wipe requested.
+  for (std::string_view w : {"compliance", "compromised", "enrol", "breakmdm", "wipe", "delete"}) {
     if (t.find(w) != std::string::npos) return true;
   }
   return false;
+}
+
+/// Legacy AirWatch payloads serialise a byte array as its .NET type name instead of the value
+/// (`"Udid": "System.Byte[]"`, seen with `BreakMDMConfirmed`): that is no identifier.
+bool placeholder_id(std::string_view v) {
+  return detail::iequals(v, "System.Byte[]");
+}
+
+/// Length-prefixed fields, so no choice of field values can make two tuples hash alike.
+void add_field(std::string& out, std::string_view v) {
+  out += std::to_string(v.size());
+  out += ':';
+  out += v;
+  out += ',';
 }
 
 /// Identifiers reach URLs and logs: printable ASCII without spaces, bounded.
@@ -333,6 +356,22 @@ webhook_result parse_webhook(std::string_view body) {
       !str_field("SerialNumber", serial) || !id_field("DeviceId", device_id)) {
     return out;
   }
+  // EventTime only feeds the event's identity (and is never logged), so any text will do:
+  // ISO-8601 with 5-7 fractional digits today, `/Date(ms)/` in legacy payloads.
+  if (const auto it = j.find("EventTime"); it != j.end() && !it->is_null()) {
+    if (it->is_string()) {
+      ev.event_time = it->get<std::string>();
+    } else if (it->is_number_integer()) {
+      ev.event_time = std::to_string(it->get<std::int64_t>());
+    } else {
+      out.error = std::string("EventTime: expected a string or a number, got ") + it->type_name();
+      return out;
+    }
+    if (ev.event_time.size() > 256) {
+      out.error = "EventTime: longer than 256 bytes";
+      return out;
+    }
+  }
   if (const auto it = j.find("EventType"); it == j.end() || !it->is_string()) {
     out.error = it == j.end() ? "EventType: missing"
                               : std::string("EventType: expected a string, got ") + it->type_name();
@@ -340,7 +379,7 @@ webhook_result parse_webhook(std::string_view body) {
   } else {
     ev.event_type = it->get<std::string>();
   }
-  if (!udid.empty()) {
+  if (!udid.empty() && !placeholder_id(udid)) {
     ev.key = device_key::udid(udid);
   } else if (!serial.empty()) {
     ev.key = device_key::serial(serial);
@@ -355,6 +394,21 @@ webhook_result parse_webhook(std::string_view body) {
     return out;
   }
   ev.relevant = relevant_event(ev.event_type);
+  // EventId names the kind of event, not the event (domain.md §3): the identity adds the
+  // device and the time. Without a time, only a byte-identical body is the same event.
+  std::string id;
+  if (!ev.event_time.empty()) {
+    id = "event:";
+    for (std::string_view f :
+         {std::string_view(ev.event_id), std::string_view(ev.event_type), std::string_view(udid),
+          std::string_view(serial), std::string_view(device_id), std::string_view(ev.event_time)}) {
+      add_field(id, f);
+    }
+  } else {
+    id = "body:";
+    id += body;
+  }
+  ev.identity = detail::sha256_hex(id);
   out.event = std::move(ev);
   return out;
 }

@@ -1,15 +1,17 @@
 // The compliance service: cache, single flight, subscribers, background refresh, webhook
 // events. All UEM I/O runs on one worker thread; the cache is shared with callers under one
-// mutex held only for map operations (never across I/O or callbacks).
+// mutex held only for map operations (never across I/O or callbacks). The webhook listener has
+// a thread of its own, so its clients (TLS handshakes, slow or hostile peers, large bodies)
+// never queue in front of a lookup's fetch; it hands authenticated events to the worker.
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <deque>
 #include <future>
+#include <limits>
 #include <map>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "uem/internal.hpp"
 #include "uem/net.hpp"
@@ -22,10 +24,22 @@ namespace {
 constexpr auto retry_interval = std::chrono::seconds(1);
 /// Refusals unused this long after expiry are dropped from the cache.
 constexpr auto evict_after = std::chrono::minutes(10);
-/// Remembered webhook EventIds (oldest forgotten first).
+/// Webhook events acted on are remembered by identity this long (a UEM retry of a delivered
+/// event comes within minutes; a later event of the same kind has another EventTime anyway)…
+constexpr auto dedup_lifetime = std::chrono::minutes(5);
+/// …and at most this many (oldest forgotten first): forgetting only costs a second re-read.
 constexpr std::size_t dedup_capacity = 10000;
 
 using waiter = std::function<void(decision_ptr)>;
+using event_done = std::function<void(detail::event_outcome)>;
+
+/// A webhook re-read waiting for a slot (ws1: webhook re-reads may use only part of the
+/// connection pool, so lookups always find a connection). A timer used as an event (STYLE P4).
+struct slot_waiter {
+  explicit slot_waiter(const net::any_io_executor& ex) : timer(ex) {}
+  net::steady_timer timer;
+  bool granted = false;  // the slot was handed over; false when woken by stop()
+};
 
 struct entry {
   device_key key;                        // as first looked up (for the source and subscribers)
@@ -77,18 +91,30 @@ struct service::impl {
   std::uint64_t next_sub = 0;
 
   struct counters {
-    std::atomic<std::uint64_t> lookups{0}, hits{0}, fetches{0}, events{0}, dups{0}, rejected{0};
+    std::atomic<std::uint64_t> lookups{0}, hits{0}, fetches{0}, events{0}, dups{0}, rejected{0},
+        failures{0}, refused{0};
   } counts;
 
   // Worker-only state.
   std::unique_ptr<net::io_context> ioc;
   std::unique_ptr<source> src;
-  std::shared_ptr<detail::webhook_server> webhook;
   std::unique_ptr<net::steady_timer> tick;
-  std::unordered_set<std::string> seen_events;
-  std::deque<std::string> seen_order;
+  // Webhook events acted on: identity -> forget after; and the same in insertion order (one
+  // lifetime for all, so that is also expiry order).
+  std::unordered_map<std::string, clock_type::time_point> seen_events;
+  std::deque<std::pair<std::string, clock_type::time_point>> seen_order;
+  std::size_t hook_fetch_limit = std::numeric_limits<std::size_t>::max();
+  std::size_t hook_fetches = 0;  // webhook re-reads holding a slot
+  std::deque<std::shared_ptr<slot_waiter>> hook_waiters;
 
-  std::optional<tcp::endpoint> webhook_ep;  // set before the worker starts
+  // The webhook listener's thread and context (only when the listener runs).
+  std::unique_ptr<net::io_context> hook_ioc;
+  std::shared_ptr<detail::webhook_server> webhook;  // used on hook_ioc's thread only
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> hook_work;
+  std::future<void> hook_finished;
+  std::thread hook_thread;
+
+  std::optional<tcp::endpoint> webhook_ep;  // set before the threads start
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::future<void> finished;  // ready when the worker's run() returned
   std::thread worker;
@@ -96,12 +122,15 @@ struct service::impl {
   bool joined = false;
 
   ~impl() {
-    // The worker is joined; destroy I/O objects before their io_context, then the context
-    // (which destroys any coroutine frames still queued).
+    // Both threads are joined; destroy I/O objects before their io_context, then the
+    // contexts (which destroy any coroutine frames still queued). The worker's context goes
+    // before the listener's: a webhook task left in it may still hold a listener coroutine.
     webhook.reset();
     tick.reset();
     src.reset();
+    hook_waiters.clear();
     ioc.reset();
+    hook_ioc.reset();
   }
 
   decision_ptr fresh(const std::string& k, clock_type::time_point now) const {
@@ -152,11 +181,22 @@ struct service::impl {
     return stopped;
   }
 
-  /// Named coroutine (STYLE P2): by-value parameters, no captures. `related` widens the update
-  /// to every cache entry naming the same device (webhook events may name it by serial).
+  /// Named coroutine (STYLE P2): by-value parameters, no captures.
   static net::awaitable<void> fetch_task(impl* self, device_key key, std::string k,
                                          std::string_view cause, std::uint64_t my_seq,
                                          bool related) {
+    const auto r =
+        co_await fetch_and_apply(self, std::move(key), std::move(k), cause, my_seq, related);
+    (void)r;  // applied; waiters and subscribers have it
+  }
+
+  /// Fetches one device and applies the result to the cache (waking waiters, telling
+  /// subscribers); returns the result. Never throws for source failures. `related` widens the
+  /// update to every cache entry naming the same device (webhook events may name it by
+  /// serial).
+  static net::awaitable<fetch_result> fetch_and_apply(impl* self, device_key key, std::string k,
+                                                      std::string_view cause, std::uint64_t my_seq,
+                                                      bool related) {
     self->counts.fetches.fetch_add(1, std::memory_order_relaxed);
     fetch_result r;
     try {
@@ -171,6 +211,7 @@ struct service::impl {
       spdlog::warn("uem: {} lookup of {} failed: {}", self->src->name(), key.to_string(), r.detail);
     }
     self->apply(key, k, r, cause, my_seq, related);
+    co_return r;
   }
 
   /// Stores a fetch result in every target entry, wakes waiters, then tells subscribers.
@@ -315,37 +356,124 @@ struct service::impl {
     }
   }
 
-  /// Webhook event (worker): dedup on EventId, then re-read the device from the source.
-  bool on_event(const webhook_event& ev) {
-    if (!ev.event_id.empty()) {
-      if (!seen_events.insert(ev.event_id).second) {
-        counts.dups.fetch_add(1, std::memory_order_relaxed);
-        spdlog::info("uem: webhook event {} ({}) for {} is a duplicate; ignored", ev.event_id,
-                     ev.event_type, ev.key.to_string());
-        return false;
-      }
-      seen_order.push_back(ev.event_id);
-      if (seen_order.size() > dedup_capacity) {
-        seen_events.erase(seen_order.front());
-        seen_order.pop_front();
+  /// A webhook event, on the listener's thread: hand it to the worker. Under the mutex, so
+  /// that stop() either sees the task queued (and the worker runs it) or this sees `stopped`.
+  void on_event(webhook_event ev, event_done done) {
+    {
+      std::lock_guard lock(mutex);
+      if (!stopped) {
+        net::co_spawn(*ioc, webhook_task(this, std::move(ev), done), log_failure);
+        return;
       }
     }
-    counts.events.fetch_add(1, std::memory_order_relaxed);
+    done(detail::event_outcome::failed);
+  }
+
+  /// Named coroutine on the worker; `done` is called exactly once, whatever happens.
+  static net::awaitable<void> webhook_task(impl* self, webhook_event ev, event_done done) {
+    auto outcome = detail::event_outcome::failed;
+    try {
+      outcome = co_await handle_event(self, std::move(ev));
+    } catch (const std::exception& e) {
+      spdlog::error("uem: webhook event failed: {}", e.what());
+    }
+    done(outcome);
+  }
+
+  /// Dedup on the event's identity, re-read the device (with the inventory as it is now),
+  /// apply; remember the event only when the re-read succeeded, so a retry after a failure is
+  /// acted on.
+  static net::awaitable<detail::event_outcome> handle_event(impl* self, webhook_event ev) {
+    self->forget_seen(self->opts.now());
+    if (self->seen_events.count(ev.identity) != 0) {
+      self->counts.dups.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("uem: webhook event {} '{}' for {} was acted on already; ignored", ev.event_id,
+                   ev.event_type, ev.key.to_string());
+      co_return detail::event_outcome::duplicate;
+    }
     if (!ev.relevant) {
+      self->counts.events.fetch_add(1, std::memory_order_relaxed);
       spdlog::debug("uem: webhook event type '{}' does not affect compliance", ev.event_type);
-      return true;
+      co_return detail::event_outcome::ignored;
     }
     spdlog::info("uem: webhook event {} '{}' for {}", ev.event_id, ev.event_type,
                  ev.key.to_string());
+    // The file source: act on the inventory as it is now, not as it was at the last poll.
+    const bool reloaded = self->src->poll_changed();
+    const bool slot = co_await acquire_hook_slot(self);
     std::uint64_t s = 0;
-    {
-      std::lock_guard lock(mutex);
-      if (stopped) return true;
-      s = ++seq;
+    if (slot) s = self->next_seq();
+    if (s == 0) {  // stopped
+      if (slot) self->release_hook_slot();
+      co_return detail::event_outcome::failed;
     }
-    net::co_spawn(*ioc, fetch_task(this, ev.key, detail::cache_key(ev.key), "webhook", s, true),
-                  log_failure);
-    return true;
+    auto key = ev.key;  // named locals: no temporaries in a co_await expression
+    auto k = detail::cache_key(key);
+    const auto r = co_await fetch_and_apply(self, std::move(key), std::move(k), "webhook", s, true);
+    self->release_hook_slot();
+    // Everything else cached is re-read after this device, so the change this event is about
+    // reaches subscribers first and with cause "webhook".
+    if (reloaded) self->refresh(true);
+    if (r.error) {
+      self->counts.failures.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("uem: webhook event {} '{}' for {} not acted on (answered 503 for a retry)",
+                   ev.event_id, ev.event_type, ev.key.to_string());
+      co_return detail::event_outcome::failed;
+    }
+    self->remember_seen(ev.identity, self->opts.now());
+    self->counts.events.fetch_add(1, std::memory_order_relaxed);
+    co_return detail::event_outcome::acted;
+  }
+
+  /// The next fetch sequence number; 0 once stopped.
+  std::uint64_t next_seq() {
+    std::lock_guard lock(mutex);
+    return stopped ? 0 : ++seq;
+  }
+
+  /// Waits (on the worker) until a webhook re-read may start; false when stopped meanwhile.
+  static net::awaitable<bool> acquire_hook_slot(impl* self) {
+    if (self->hook_fetches < self->hook_fetch_limit) {
+      ++self->hook_fetches;
+      co_return true;
+    }
+    auto w = std::make_shared<slot_waiter>(self->ioc->get_executor());
+    w->timer.expires_at(clock_type::time_point::max());
+    self->hook_waiters.push_back(w);
+    boost::system::error_code ec;
+    co_await w->timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+    co_return w->granted;  // a granted slot was handed over: hook_fetches already counts it
+  }
+
+  void release_hook_slot() {
+    if (!hook_waiters.empty()) {
+      auto w = std::move(hook_waiters.front());
+      hook_waiters.pop_front();
+      w->granted = true;
+      w->timer.cancel();
+      return;
+    }
+    --hook_fetches;
+  }
+
+  void remember_seen(const std::string& identity, clock_type::time_point now) {
+    const auto until = now + dedup_lifetime;
+    seen_events[identity] = until;
+    seen_order.emplace_back(identity, until);
+    forget_seen(now);
+  }
+
+  /// Drops expired identities and the oldest beyond dedup_capacity. An identity remembered
+  /// again later keeps its newer time.
+  void forget_seen(clock_type::time_point now) {
+    while (!seen_order.empty() &&
+           (seen_order.front().second <= now || seen_order.size() > dedup_capacity)) {
+      const auto it = seen_events.find(seen_order.front().first);
+      if (it != seen_events.end() && it->second == seen_order.front().second) {
+        seen_events.erase(it);
+      }
+      seen_order.pop_front();
+    }
   }
 };
 
@@ -355,16 +483,27 @@ std::shared_ptr<service> service::create(const config& cfg, service_options opti
   const auto ex = i->ioc->get_executor();
   i->src = i->opts.make_source ? i->opts.make_source(ex) : make_source(cfg, ex);
   i->tick = std::make_unique<net::steady_timer>(ex);
+  if (cfg.source == source_kind::ws1 && !i->opts.make_source) {
+    // Webhook re-reads may take at most half the UEM connections: a burst of events must not
+    // make the gateway's lookups queue for a connection.
+    i->hook_fetch_limit = std::max(1, cfg.ws1.max_connections / 2);
+  }
   if (cfg.webhook.enabled && i->opts.webhook) {
+    i->hook_ioc = std::make_unique<net::io_context>(1);
     auto* raw = i.get();
     detail::webhook_handlers h;
-    h.on_event = [raw](const webhook_event& ev) { return raw->on_event(ev); };
+    h.on_event = [raw](webhook_event ev, event_done done) {
+      raw->on_event(std::move(ev), std::move(done));
+    };
     h.on_rejected = [raw] { raw->counts.rejected.fetch_add(1, std::memory_order_relaxed); };
-    i->webhook = detail::start_webhook_server(cfg.webhook, ex, std::move(h));
+    h.on_refused_connection = [raw] {
+      raw->counts.refused.fetch_add(1, std::memory_order_relaxed);
+    };
+    i->webhook = detail::start_webhook_server(cfg.webhook, i->hook_ioc->get_executor(), h);
     i->webhook_ep = i->webhook->local_endpoint();
   }
   if (i->opts.background_refresh) net::co_spawn(*i->ioc, impl::tick_loop(i.get()), log_failure);
-  // The work guard keeps run() from returning while idle; stop() releases it.
+  // The work guards keep run() from returning while idle; stop() releases them.
   i->work.emplace(i->ioc->get_executor());
   auto done = std::make_shared<std::promise<void>>();
   i->finished = done->get_future();
@@ -372,6 +511,15 @@ std::shared_ptr<service> service::create(const config& cfg, service_options opti
     ctx->run();
     done->set_value();
   });
+  if (i->hook_ioc) {
+    i->hook_work.emplace(i->hook_ioc->get_executor());
+    auto hook_done = std::make_shared<std::promise<void>>();
+    i->hook_finished = hook_done->get_future();
+    i->hook_thread = std::thread([ctx = i->hook_ioc.get(), hook_done] {
+      ctx->run();
+      hook_done->set_value();
+    });
+  }
   return std::shared_ptr<service>(new service(std::move(i)));
 }
 
@@ -464,6 +612,8 @@ service_stats service::stats() const {
   s.webhook_events = c.events.load();
   s.webhook_duplicates = c.dups.load();
   s.webhook_rejected = c.rejected.load();
+  s.webhook_reread_failures = c.failures.load();
+  s.webhook_connections_refused = c.refused.load();
   return s;
 }
 
@@ -476,20 +626,35 @@ void service::stop() {
     i.stopped = true;
   }
   impl* raw = &i;
+  if (i.hook_ioc) {
+    net::post(*i.hook_ioc, [raw] { raw->webhook->stop(); });
+  }
   net::post(*i.ioc, [raw] {
-    if (raw->webhook) raw->webhook->stop();
     raw->tick->cancel();
     raw->src->stop();
+    for (auto& w : raw->hook_waiters)
+      w->timer.cancel();  // not granted: their events fail (503) and stay unremembered
+    raw->hook_waiters.clear();
   });
   // Pending fetches now fail fast (stopped source, closed sockets) and wake their waiters;
-  // then the worker runs out of work and returns. The bounded wait guards against a stuck
-  // peer operation; whatever is left is destroyed with the io_context.
+  // then the worker runs out of work and returns. Webhook connections get their events'
+  // outcomes, write to closed sockets and end; then the listener's thread returns too. The
+  // bounded waits guard against a stuck peer operation; whatever is left is destroyed with
+  // the io_contexts.
   i.work.reset();
+  i.hook_work.reset();
   if (i.finished.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
     spdlog::error("uem: the worker did not drain within 10 s; stopping it");
     i.ioc->stop();
   }
   i.worker.join();
+  if (i.hook_thread.joinable()) {
+    if (i.hook_finished.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      spdlog::error("uem: the webhook listener did not drain within 5 s; stopping it");
+      i.hook_ioc->stop();
+    }
+    i.hook_thread.join();
+  }
   i.joined = true;
   // Anyone still waiting (a fetch cut short by ioc->stop()) gets the fail-closed answer.
   std::vector<waiter> orphans;

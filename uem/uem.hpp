@@ -10,8 +10,11 @@
 //     background refresh and the webhook listener. The gateway and tunnelctl use only this.
 //
 // Thread model: a service owns one worker thread with its own io_context ("the worker").
-// Every UEM request, timer, file check and webhook connection runs there. Callers may use the
-// service from any thread or executor; see service for each member's contract.
+// Every UEM request, timer, file check and webhook re-read runs there. The webhook listener
+// (TLS handshakes, HTTP parsing, Basic auth, JSON bodies) runs on a second thread of its own,
+// so no webhook client, however slow or hostile, can delay a lookup; it hands each
+// authenticated event to the worker. Callers may use the service from any thread or executor;
+// see service for each member's contract.
 #pragma once
 
 #include <utility>  // before Asio: awaitable.hpp uses std::exchange (STYLE P1)
@@ -166,16 +169,31 @@ inventory_result parse_inventory(std::string_view text, std::string_view origin)
 
 /// One UEM Event Notification (domain.md §3), reduced to what we act on.
 struct webhook_event {
-  std::string event_id;    ///< `EventId` as text (the UEM sends a number); empty when absent
+  /// `EventId` as text (the UEM sends a number); empty when absent. It names the *kind* of
+  /// event (the same value for every "Compromised Status Changed"), not one event: never
+  /// de-duplicate on it alone; use `identity`.
+  std::string event_id;
   std::string event_type;  ///< `EventType`, e.g. `Compliance Status Changed`
+  std::string event_time;  ///< `EventTime` as sent (ISO-8601 or legacy `/Date(ms)/`); may be empty
   /// The device to re-read: `Udid` when not empty, else `SerialNumber`, else `DeviceId`.
+  /// Legacy payloads carry `"Udid": "System.Byte[]"`; that counts as empty.
   device_key key;
+  /// The event's identity for de-duplication: 64 hex digits, SHA-256 over `EventId`,
+  /// `EventType`, `Udid`, `SerialNumber`, `DeviceId` and `EventTime`, or over the whole body
+  /// when `EventTime` is absent. Two deliveries of one event have the same identity; the same
+  /// kind of event for another device, or later for the same device, has another.
+  std::string identity;
   /// True for the event types that can change a decision: compliance, compromised,
-  /// enrollment, unenrollment (`Break MDM Confirmed`), delete and wipe events.
+  /// enrollment (`MDM Enrollment Complete`: it can admit a device, never revoke one by
+  /// itself), unenrollment (`Break MDM Confirmed`), delete and wipe events. Types are compared
+  /// without case, spaces, `_` or `-`, so the legacy spellings (`BreakMDMConfirmed`,
+  /// `CompromisedStatusChanged`, `MDMEnrollmentComplete`, `DeviceEnterpriseWipeRequested`)
+  /// count too. Whatever the type, the decision comes from re-reading the device.
   bool relevant = false;
 };
 /// Parses a webhook body. Fails (message set) on malformed JSON, a non-object, or no usable
-/// device identifier; wrong-typed known fields are errors too.
+/// device identifier; wrong-typed known fields are errors too (`EventTime`: a string or a
+/// number).
 struct webhook_result {
   std::optional<webhook_event> event;
   std::string error;
@@ -234,6 +252,14 @@ struct webhook_config {
   std::filesystem::path tls_cert;  ///< both set = HTTPS; both empty = plain HTTP
   std::filesystem::path tls_key;
   std::size_t max_body = std::size_t{64} * 1024;  ///< bytes; larger bodies get 413
+  /// Plain HTTP on an address that is not loopback sends the Basic credentials in clear text:
+  /// load_config refuses it unless this is true (then it adds a warning).
+  bool allow_plain_http = false;
+  /// Concurrent webhook connections; further ones are closed as soon as they are accepted.
+  std::size_t max_connections = 16;
+  /// Bounds each request in total, not per read: the TLS handshake (first request), the wait
+  /// for it, its header and its body; writing the answer has the same bound again.
+  duration request_timeout{std::chrono::seconds(10)};
 };
 
 struct config {
@@ -258,6 +284,11 @@ struct config_error {
 struct config_result {
   std::optional<config> value;
   std::vector<config_error> errors;  ///< all of them; empty exactly when value is set
+  /// Settings that are accepted but weaken security (e.g. `webhook.allow_plain_http` on a
+  /// non-loopback address), in the same `file:line:column: uem.key.path: message` form. The
+  /// library does not log them: the caller (the gateway's start, reload and --check-config)
+  /// should print each one as a warning.
+  std::vector<config_error> warnings;
   explicit operator bool() const noexcept { return value.has_value(); }
 };
 
@@ -287,8 +318,10 @@ class source {
   virtual ~source() = default;
   /// Asks about one device.
   virtual net::awaitable<fetch_result> fetch(device_key key) = 0;
-  /// Called every poll_interval; returns true when the data behind the source changed (a
-  /// reloaded inventory), so every cached device is re-read. Default: never.
+  /// Called every poll_interval, and before the re-read a webhook event triggers (so an
+  /// event is acted on with the inventory as it is now, not at the next poll); returns true
+  /// when the data behind the source changed (a reloaded inventory), so every cached device
+  /// is re-read. Default: never.
   virtual bool poll_changed() { return false; }
   /// Stops pending I/O; fetches after stop() fail with errc::stopped.
   virtual void stop() {}
@@ -306,7 +339,11 @@ std::unique_ptr<source> make_source(const config& cfg, net::any_io_executor ex);
 
 /// A change of a device's decision. `before` is never null.
 struct change {
-  device_key key;  ///< the cache key whose decision changed (as looked up)
+  /// The key of the cache entry whose decision changed, exactly as the caller of lookup() /
+  /// check() gave it (the latest lookup that started a fetch for it), whatever the cause:
+  /// a webhook naming the device by another case, by serial number or by DeviceId still
+  /// reports the key that was looked up.
+  device_key key;
   decision_ptr before;
   decision_ptr after;
   std::string_view cause;  ///< "webhook", "file_reload", "ttl_refresh", "lookup"
@@ -322,12 +359,19 @@ struct service_options {
 };
 
 struct service_stats {
-  std::uint64_t lookups = 0;         ///< lookup()/check() calls
-  std::uint64_t cache_hits = 0;      ///< answered from a fresh (or stale-grace) entry
-  std::uint64_t fetches = 0;         ///< requests to the source
-  std::uint64_t webhook_events = 0;  ///< accepted webhook events (after dedup)
+  std::uint64_t lookups = 0;     ///< lookup()/check() calls
+  std::uint64_t cache_hits = 0;  ///< answered from a fresh (or stale-grace) entry
+  std::uint64_t fetches = 0;     ///< requests to the source
+  /// Webhook events answered 200 after dedup: acted on (device re-read) or of a type that
+  /// cannot change a decision.
+  std::uint64_t webhook_events = 0;
   std::uint64_t webhook_duplicates = 0;
-  std::uint64_t webhook_rejected = 0;  ///< 400/401/413 answers
+  std::uint64_t webhook_rejected = 0;  ///< 400/401/405/413 answers
+  /// Events answered 503 because the device could not be re-read (the UEM was unreachable);
+  /// they are not remembered as seen, so the UEM's retry is acted on.
+  std::uint64_t webhook_reread_failures = 0;
+  /// Connections closed at accept because uem.webhook.max_connections were open.
+  std::uint64_t webhook_connections_refused = 0;
 };
 
 /// Cache semantics:

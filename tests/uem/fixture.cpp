@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fstream>
@@ -73,9 +74,16 @@ uem::net::awaitable<uem::fetch_result> fake_source_state::fetch(uem::device_key 
     r.detail = "fake UEM is down";
     co_return r;
   }
+  // Like the real sources (and the UEM), identifiers compare without ASCII case.
+  const auto same = [](const std::string& x, const std::string& y) {
+    return x.size() == y.size() && std::equal(x.begin(), x.end(), y.begin(), [](char p, char q) {
+             return std::tolower(static_cast<unsigned char>(p)) ==
+                    std::tolower(static_cast<unsigned char>(q));
+           });
+  };
   for (const auto& [k, d] : devices_) {
-    const bool hit = key.kind == uem::key_kind::udid     ? k == key.value || d.udid == key.value
-                     : key.kind == uem::key_kind::serial ? d.serial == key.value
+    const bool hit = key.kind == uem::key_kind::udid     ? same(d.udid, key.value)
+                     : key.kind == uem::key_kind::serial ? same(d.serial, key.value)
                                                          : d.device_id == key.value;
     if (hit) r.device = d;
   }

@@ -338,3 +338,160 @@ TEST(UemConfig, ErrorCategory) {
   EXPECT_EQ(ec.category().name(), std::string("uem"));
   EXPECT_NE(ec.message().find("rate limit"), std::string::npos);
 }
+
+// --- webhook identity, legacy payloads ---------------------------------------------------
+
+TEST(UemWebhookParse, IdentityIsTheEventNotItsEventId) {
+  const auto id = [](const std::string& body) {
+    auto r = uem::parse_webhook(body);
+    EXPECT_TRUE(r.event) << body << ": " << r.error;
+    return r.event ? r.event->identity : std::string();
+  };
+  const std::string a = id(
+      R"({"EventId":148,"EventType":"Compromised Status Changed","DeviceId":133,"Udid":"A","EventTime":"2014-01-31T14:49:29.0274433Z","CompromisedStatus":"true"})");
+  EXPECT_EQ(a.size(), 64U);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+  // The same event again (another key order, other status fields): the same identity.
+  EXPECT_EQ(a, id(R"({"EventTime":"2014-01-31T14:49:29.0274433Z","Udid":"A","DeviceId":133,)"
+                  R"("EventType":"Compromised Status Changed","EventId":148})"));
+  // The same EventId for another device, or later for the same one: another event.
+  EXPECT_NE(a, id(R"({"EventId":148,"EventType":"Compromised Status Changed","DeviceId":639,)"
+                  R"("Udid":"B","EventTime":"2014-03-31T14:10:59.6145834Z"})"));
+  EXPECT_NE(a, id(R"({"EventId":148,"EventType":"Compromised Status Changed","DeviceId":133,)"
+                  R"("Udid":"A","EventTime":"2014-05-31T09:00:00.0000000Z"})"));
+  // Without EventTime only a byte-identical body is the same event.
+  const std::string no_time = R"({"EventId":1,"EventType":"Compliance Status Changed","Udid":"A"})";
+  EXPECT_EQ(id(no_time), id(no_time));
+  EXPECT_NE(id(no_time),
+            id(R"({"EventId":1,"EventType":"Compliance Status Changed","Udid":"A","X":1})"));
+  // Field boundaries count: "A","B" is not "AB","".
+  EXPECT_NE(id(R"({"EventType":"x","Udid":"AB","SerialNumber":"","EventTime":"t"})"),
+            id(R"({"EventType":"x","Udid":"A","SerialNumber":"B","EventTime":"t"})"));
+}
+
+TEST(UemWebhookParse, LegacySpellingsAndPayloads) {
+  for (const char* t :
+       {"BreakMDMConfirmed", "BREAKMDMCONFIRMED", "break_mdm_confirmed", "Break MDM Confirmed",
+        "CompromisedStatusChanged", "COMPROMISEDSTATUSCHANGED", "ComplianceStatusChanged",
+        "MDMEnrollmentComplete", "EnrollmentComplete", "DeviceEnterpriseWipeRequested",
+        "DeviceDelete"}) {
+    auto e = uem::parse_webhook(std::string(R"({"EventType":")") + t + R"(","Udid":"U"})");
+    ASSERT_TRUE(e.event) << t;
+    EXPECT_TRUE(e.event->relevant) << t;
+  }
+  for (const char* t : {"DeviceOperatingSystemChanged", "Device Organization Group Changed",
+                        "DeviceMCC", "Device MCC", "AppListSampleRefused"}) {
+    auto e = uem::parse_webhook(std::string(R"({"EventType":")") + t + R"(","Udid":"U"})");
+    ASSERT_TRUE(e.event) << t;
+    EXPECT_FALSE(e.event->relevant) << t;
+  }
+  // AirWatch JSON of old: a .NET type name instead of the UDID, /Date(ms)/ times, empty
+  // CompromisedStatus. The serial number (then the DeviceId) names the device.
+  auto legacy = uem::parse_webhook(
+      R"({"EventId":39,"MACAddress":"System.Byte[]","EventTime":"\/Date(1368076258271)\/","ComplianceStatus":"NotAvailable","Udid":"System.Byte[]","EventType":"BreakMDMConfirmed","SerialNumber":"861348SXA4S","CompromisedStatus":"","DeviceId":616,"EnrollmentStatus":"Unenrolled"})");
+  ASSERT_TRUE(legacy.event) << legacy.error;
+  EXPECT_EQ(legacy.event->key.kind, uem::key_kind::serial);
+  EXPECT_EQ(legacy.event->key.value, "861348SXA4S");
+  EXPECT_EQ(legacy.event->event_time, "/Date(1368076258271)/");
+  EXPECT_TRUE(legacy.event->relevant);
+  auto id_only = uem::parse_webhook(
+      R"({"EventId":39,"EventType":"BreakMDMConfirmed","Udid":"System.Byte[]","DeviceId":616})");
+  ASSERT_TRUE(id_only.event) << id_only.error;
+  EXPECT_EQ(id_only.event->key.kind, uem::key_kind::device_id);
+  EXPECT_EQ(id_only.event->key.value, "616");
+  auto numeric_time =
+      uem::parse_webhook(R"({"EventType":"x","Udid":"U","EventTime":1368076258271})");
+  ASSERT_TRUE(numeric_time.event);
+  EXPECT_EQ(numeric_time.event->event_time, "1368076258271");
+  for (const char* bad : {R"({"EventType":"x","Udid":"U","EventTime":{"ms":1}})",
+                          R"({"EventType":"x","Udid":"U","EventTime":[1]})"}) {
+    auto r = uem::parse_webhook(bad);
+    EXPECT_FALSE(r.event) << bad;
+    EXPECT_NE(r.error.find("EventTime"), std::string::npos) << r.error;
+  }
+}
+
+// --- webhook settings: plain HTTP, limits ------------------------------------------------
+
+namespace {
+
+uem::config_result webhook_config(const temp_dir& dir, const std::string& webhook_lines) {
+  dir.write("pw", "hook-password\n");
+  return uem::load_config("uem:\n  source: file\n  file: x.json\n  webhook:\n" + webhook_lines +
+                              "    username: u\n    password_file: pw\n",
+                          "gw.yaml", dir.path());
+}
+
+}  // namespace
+
+TEST(UemConfig, PlainHttpWebhookOffLoopbackNeedsTlsOrExplicitConsent) {
+  temp_dir dir;
+  // Refused: plain HTTP with Basic credentials on an address others can reach.
+  for (const char* listen : {"10.1.2.3:9443", "0.0.0.0:9443", "'[::]:9443'", "'[2001:db8::5]:1'"}) {
+    auto r = webhook_config(dir, std::string("    listen: ") + listen + "\n");
+    ASSERT_FALSE(r) << listen;
+    const auto all = errors_of(r);
+    EXPECT_NE(all.find("gw.yaml:5:13: uem.webhook.listen: plain HTTP on "), std::string::npos)
+        << all;
+    EXPECT_NE(all.find("uem.webhook.tls: {cert: FILE, key: FILE}"), std::string::npos) << all;
+    EXPECT_NE(all.find("uem.webhook.allow_plain_http: true"), std::string::npos) << all;
+    EXPECT_EQ(r.errors.size(), 1U) << all;
+  }
+  // Allowed when asked for, with a warning for the caller to log.
+  auto allowed = webhook_config(dir, "    listen: 10.1.2.3:9443\n    allow_plain_http: true\n");
+  ASSERT_TRUE(allowed) << errors_of(allowed);
+  EXPECT_TRUE(allowed.value->webhook.allow_plain_http);
+  ASSERT_EQ(allowed.warnings.size(), 1U);
+  const auto w = allowed.warnings[0].to_string();
+  EXPECT_EQ(w.rfind("gw.yaml:6:23: uem.webhook.allow_plain_http: the webhook on 10.1.2.3:9443", 0),
+            0U)
+      << w;
+  // Loopback (any 127/8 address, ::1, v4-mapped loopback) needs neither, and warns of nothing.
+  for (const char* listen :
+       {"127.0.0.1:9443", "127.9.8.7:1", "'[::1]:9443'", "'[::ffff:127.0.0.1]:9443'"}) {
+    auto r = webhook_config(dir, std::string("    listen: ") + listen + "\n");
+    ASSERT_TRUE(r) << listen << "\n" << errors_of(r);
+    EXPECT_TRUE(r.warnings.empty()) << listen;
+  }
+  // TLS on any address: fine.
+  auto tls = webhook_config(dir, "    listen: 10.1.2.3:9443\n    tls: {cert: c.pem, key: k.pem}\n");
+  ASSERT_TRUE(tls) << errors_of(tls);
+  EXPECT_TRUE(tls.warnings.empty());
+  auto typo = webhook_config(dir, "    listen: 10.1.2.3:9443\n    allow_plain_http: yes\n");
+  ASSERT_FALSE(typo);
+  EXPECT_NE(errors_of(typo).find("uem.webhook.allow_plain_http: expected true or false"),
+            std::string::npos);
+  // What `tunnelgate --check-config` sees: the same, through load_config_file.
+  dir.write("gw.yaml",
+            "uem:\n  source: file\n  file: x.json\n  webhook: {listen: 192.0.2.1:9443, "
+            "username: u, password_file: pw}\n");
+  auto from_file = uem::load_config_file(dir.path() / "gw.yaml");
+  ASSERT_FALSE(from_file);
+  EXPECT_NE(errors_of(from_file).find((dir.path() / "gw.yaml").string() +
+                                      ":4:21: uem.webhook.listen: plain HTTP on 192.0.2.1:9443"),
+            std::string::npos)
+      << errors_of(from_file);
+}
+
+TEST(UemConfig, WebhookConnectionAndTimeLimits) {
+  temp_dir dir;
+  auto d = webhook_config(dir, "    listen: 127.0.0.1:0\n");
+  ASSERT_TRUE(d) << errors_of(d);
+  EXPECT_EQ(d.value->webhook.max_connections, 16U);
+  EXPECT_EQ(d.value->webhook.request_timeout, std::chrono::seconds(10));
+  EXPECT_FALSE(d.value->webhook.allow_plain_http);
+  auto set = webhook_config(
+      dir, "    listen: 127.0.0.1:0\n    max_connections: 4\n    request_timeout: 500ms\n");
+  ASSERT_TRUE(set) << errors_of(set);
+  EXPECT_EQ(set.value->webhook.max_connections, 4U);
+  EXPECT_EQ(set.value->webhook.request_timeout, std::chrono::milliseconds(500));
+  auto bad = webhook_config(
+      dir, "    listen: 127.0.0.1:0\n    max_connections: 0\n    request_timeout: 50ms\n");
+  ASSERT_FALSE(bad);
+  const auto all = errors_of(bad);
+  EXPECT_NE(all.find("uem.webhook.max_connections: expected an integer from 1 to 1024"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("uem.webhook.request_timeout: must be from 100ms to 5m"), std::string::npos)
+      << all;
+}
