@@ -347,19 +347,8 @@ class loader {
          {"address", "resolve_timeout", "connect_timeout", "proxy_ca", "resolver", "check_url",
           "check_ca", "allow", "deny"});
     if (auto rs = n["resolver"]) resolver(rs);
-    ranges(n["allow"], "egress.allow", cfg_->egress.allow);
-    ranges(n["deny"], "egress.deny", cfg_->egress.deny);
-    // deny wins over allow: an allow entry wholly inside a deny entry opens nothing.
-    for (std::size_t i = 0; i < cfg_->egress.allow.size(); ++i) {
-      const auto& a = cfg_->egress.allow[i];
-      for (const auto& d : cfg_->egress.deny) {
-        if (d.contains(a.network) && d.prefix <= a.prefix) {
-          error(n["allow"][i], "egress.allow[" + std::to_string(i) + "]",
-                a.text() + " lies inside egress.deny " + d.text() +
-                    ", and deny wins: remove one of them");
-        }
-      }
-    }
+    ranges(n["deny"], "egress.deny", cfg_->egress.deny, nullptr);
+    ranges(n["allow"], "egress.allow", cfg_->egress.allow, &cfg_->egress.deny);
     if (auto u = n["check_url"]) {
       if (auto t = text(u, "egress.check_url")) {
         if (t->rfind("https://", 0) != 0 && t->rfind("http://", 0) != 0) {
@@ -411,8 +400,10 @@ class loader {
     duration(n["connect_timeout"], "egress.connect_timeout", cfg_->egress.connect_timeout);
   }
 
-  // egress.allow / egress.deny: lists of addresses or CIDRs.
-  void ranges(const YAML::Node& n, const std::string& path, std::vector<cidr>& out) {
+  // egress.allow / egress.deny: lists of addresses or CIDRs. An allow entry wholly inside a
+  // deny entry (`deny` given) opens nothing, since deny wins: an error rather than a surprise.
+  void ranges(const YAML::Node& n, const std::string& path, std::vector<cidr>& out,
+              const std::vector<cidr>* deny) {
     if (!n) return;
     if (!n.IsSequence()) {
       error(n, path,
@@ -421,16 +412,24 @@ class loader {
     }
     for (std::size_t i = 0; i < n.size(); ++i) {
       const auto item = n[i];
+      const auto item_path = path + "[" + std::to_string(i) + "]";
       std::string why;
       auto c = item.IsScalar() ? cidr::parse(item.Scalar(), why) : std::nullopt;
       if (!c) {
-        error(item, path + "[" + std::to_string(i) + "]",
+        error(item, item_path,
               why.empty() ? "expected an address or CIDR such as 10.20.0.0/16" : why);
         continue;
       }
       if (std::find(out.begin(), out.end(), *c) != out.end()) {
-        error(item, path + "[" + std::to_string(i) + "]", c->text() + " is listed twice");
+        error(item, item_path, c->text() + " is listed twice");
         continue;
+      }
+      for (const auto& d : deny != nullptr ? *deny : std::vector<cidr>{}) {
+        if (d.contains(c->network) && d.prefix <= c->prefix) {
+          error(item, item_path,
+                c->text() + " lies inside egress.deny " + d.text() +
+                    ", and deny wins: remove one of them");
+        }
       }
       out.push_back(*c);
     }

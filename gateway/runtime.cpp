@@ -55,4 +55,13 @@ std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
   return rt;
 }
 
+void revoke_device(shared_state& st, const std::string& udid, const std::string& reason) {
+  const auto device = canonical_udid(udid);
+  const auto n = st.registry.kill_device(device, "compliance:" + reason);
+  if (n > 0) {
+    st.log->event(spdlog::level::warn, "device_revoked",
+                  {{"udid", device}, {"reason", reason}, {"sessions", std::to_string(n)}});
+  }
+}
+
 }  // namespace tunnelgate::gateway

@@ -26,6 +26,7 @@ struct loaded {
   std::shared_ptr<const config> cfg;
   std::optional<uem::config> uem_cfg;
   std::vector<std::string> errors;
+  std::vector<std::string> warnings;  ///< valid but risky settings, each with its reason
 };
 
 loaded load_all(const std::filesystem::path& file) {
@@ -35,6 +36,8 @@ loaded load_all(const std::filesystem::path& file) {
   auto u = load_uem(file);
   for (const auto& e : u.errors)
     l.errors.push_back(e.to_string());
+  for (const auto& w : u.warnings)
+    l.warnings.push_back(w.to_string());
   if (l.errors.empty()) {
     l.cfg = c.value;
     l.uem_cfg = std::move(u.value);
@@ -98,6 +101,8 @@ class daemon {
     cfg_ = l.cfg;
     st_ = std::make_shared<shared_state>();
     st_->log = std::make_unique<event_log>(cfg_->log);
+    for (const auto& w : l.warnings)
+      st_->log->event(spdlog::level::warn, "config_warning", {{"warning", w}});
     try {
       start(*l.uem_cfg);
     } catch (const std::exception& e) {
@@ -166,15 +171,8 @@ class daemon {
     }
     st_->comp = make_uem_compliance(uem_);
     std::weak_ptr<shared_state> weak = st_;
-    st_->comp->on_refused([weak](const std::string& key, const std::string& reason) {
-      auto st = weak.lock();
-      if (!st) return;
-      const auto udid = canonical_udid(key);
-      const auto n = st->registry.kill_device(udid, "compliance:" + reason);
-      if (n > 0) {
-        st->log->event(spdlog::level::warn, "device_revoked",
-                       {{"udid", udid}, {"reason", reason}, {"sessions", std::to_string(n)}});
-      }
+    st_->comp->on_refused([weak](const std::string& udid, const std::string& reason) {
+      if (auto st = weak.lock()) revoke_device(*st, udid, reason);
     });
     st_->host->refresh();
     st_->set_current(make_runtime(cfg_, own_, st_->host));
@@ -281,6 +279,8 @@ class daemon {
         st_->log->event(spdlog::level::err, "reload_refused", {{"error", e}});
       return;
     }
+    for (const auto& w : l.warnings)
+      st_->log->event(spdlog::level::warn, "config_warning", {{"warning", w}});
     try {
       auto rt = make_runtime(l.cfg, own_, st_->host);
       if (l.cfg->listen != cfg_->listen || l.cfg->admin.listen != cfg_->admin.listen) {
@@ -364,7 +364,11 @@ bool check_config(const std::filesystem::path& file, std::ostream& err) {
   try {
     auto host = std::make_shared<host_addresses>();
     host->refresh();
-    (void)make_runtime(l.cfg, {}, host);
+    const auto rt = make_runtime(l.cfg, {}, host);
+    for (const auto& w : l.warnings)
+      err << "warning: " << w << "\n";
+    for (const auto& w : rt->trust->summary().warnings)
+      err << "warning: " << file.string() << ": tls: " << w << "\n";
     net::io_context io;
     (void)uem::make_source(*l.uem_cfg, io.get_executor());
   } catch (const std::exception& e) {

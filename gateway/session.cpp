@@ -309,11 +309,11 @@ class connection {
     bool keep = true;
     while (keep) {
       if (killed() || st_->stopping) break;
-      now_ = st_->current();  // each request is decided by the configuration in force now
       parser.emplace();
       parse_error_.clear();
       head_read h = co_await read_head(*parser);
       if (h.gone || killed()) break;
+      now_ = st_->current();  // each request is decided by the configuration in force now
       if (h.why != refusal::none) {
         refuse(h.why, parse_error_);
         keep = co_await answer();

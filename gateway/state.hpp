@@ -62,6 +62,11 @@ struct shared_state {
   std::shared_ptr<const runtime> runtime_;
 };
 
+/// The compliance source says a device is no longer admitted (webhook, poll, TTL re-check):
+/// every session of that device closes now, and the revocation is logged. `udid` in any
+/// spelling. Callable from any thread.
+void revoke_device(shared_state& st, const std::string& udid, const std::string& reason);
+
 /// Serves one accepted device connection to its end (STYLE: one run() per session).
 awaitable<void> run_connection(std::shared_ptr<shared_state> st, tcp::socket sock);
 

@@ -64,6 +64,12 @@ class uem_compliance final : public compliance {
             s.webhook_duplicates, false);
     counter("tunnelgate_uem_webhook_events_total", "", "{result=\"rejected\"}", s.webhook_rejected,
             false);
+    counter("tunnelgate_uem_webhook_reread_failures_total",
+            "Webhook events whose device could not be re-read (answered 503, retried by the UEM)",
+            "", s.webhook_reread_failures, true);
+    counter("tunnelgate_uem_webhook_connections_refused_total",
+            "Webhook connections closed at accept (uem.webhook.max_connections)", "",
+            s.webhook_connections_refused, true);
     counter("tunnelgate_uem_requests_total",
             "Requests to the UEM (or inventory reads), cache misses and refreshes", "", s.fetches,
             true);

@@ -86,6 +86,32 @@ const untilHead = (t) => t.includes("\r\n\r\n");
   r = await exchange("CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
   check("CONNECT with a body -> 400", statusOf(r.text) === 400 && reason(r.text) === "body-not-allowed", r.text.slice(0, 80));
 
+  // Request smuggling shapes: each refused with its reason, and the connection closed (nothing
+  // after such a head can be trusted). x.bypass.test is refused by the rules (403 bypass), so
+  // reaching the rules shows the head was accepted.
+  const t = "x.bypass.test:443";
+  for (const [name, head, status, want] of [
+    ["Transfer-Encoding: chunked", "CONNECT " + t + " HTTP/1.1\r\nHost: " + t + "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400, "body-not-allowed"],
+    ["Transfer-Encoding: identity", "CONNECT " + t + " HTTP/1.1\r\nHost: " + t + "\r\nTransfer-Encoding: identity\r\n\r\n", 400, "body-not-allowed"],
+    ["obsolete line folding", "CONNECT " + t + " HTTP/1.1\r\nHost: " + t + "\r\nX-A: a\r\n b\r\n\r\n", 400, "obs-fold"],
+    ["folding with a tab", "CONNECT " + t + " HTTP/1.1\r\nHost: " + t + "\r\nX-A: a\r\n\tb\r\n\r\n", 400, "obs-fold"],
+    ["duplicate Host", "CONNECT " + t + " HTTP/1.1\r\nHost: " + t + "\r\nHost: " + t + "\r\n\r\n", 400, "duplicate-host"],
+    ["Host naming another authority", "CONNECT " + t + " HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", 400, "host-mismatch"],
+    ["Host with another port", "CONNECT " + t + " HTTP/1.1\r\nHost: x.bypass.test:8443\r\n\r\n", 400, "host-mismatch"],
+    ["bare LF line endings", "CONNECT " + t + " HTTP/1.1\nHost: " + t + "\n\n", 400, "bad-line-ending"],
+    ["bare CR", "CONNECT " + t + " HTTP/1.1\r\nX-A: a\rb\r\n\r\n", 400, "bad-line-ending"],
+    ["target over the limit", "CONNECT " + "a".repeat(1100) + ".test:443 HTTP/1.1\r\nHost: x\r\n\r\n", 414, "target-too-long"],
+    ["request line longer than the header limit", "CONNECT " + "a".repeat(5000) + ".test:443 HTTP/1.1\r\n\r\n", 414, "target-too-long"],
+  ]) {
+    r = await exchange(head, 3000);
+    check(name + " -> " + status + " " + want + " and close",
+          statusOf(r.text) === status && reason(r.text) === want && r.closed, r.text.slice(0, 100));
+  }
+  r = await exchange("CONNECT " + t + " HTTP/1.1\r\nHost: " + t + "\r\nContent-Length: 0\r\n\r\n", 3000, { until: untilHead });
+  check("Content-Length: 0 is harmless", reason(r.text) === "bypass", r.text.slice(0, 100));
+  r = await exchange("CONNECT " + t + " HTTP/1.1\r\nhost: X.Bypass.Test\r\n\r\n", 3000, { until: untilHead });
+  check("Host without port, other case: the same authority", reason(r.text) === "bypass", r.text.slice(0, 100));
+
   r = await exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 3000, { until: untilHead });
   check("POST -> 405", statusOf(r.text) === 405, r.text.slice(0, 80));
 

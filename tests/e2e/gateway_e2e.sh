@@ -142,7 +142,14 @@ check "certificate from another CA: refused" test "$rc" -ne 0
 check "unknown_ca counted" metric_at_least 'tunnelgate_handshakes_total{result="refused",reason="unknown_ca"}' 1
 run gw_curl REVOKED-1 "http://127.0.0.1:$echo_port/"
 expect_out "before revocation the device passes" "peer=127.0.0.2"
+gw_curl REVOKED-1 "http://127.0.0.1:$echo_port/slow?ms=20000" >revoked.out 2>&1 &
+revoked_curl=$!
+check "the device's long tunnel is up" wait_for 5 session_up REVOKED-1 "$echo_port"
 "$bin/tunnelctl" ca revoke ca REVOKED-1 >/dev/null
+check "CRL change closes the open tunnel within the reload period" wait_for 4 bash -c "! kill -0 $revoked_curl 2>/dev/null"
+check "... logged with reason=revoked" grep -q '"event":"session_closed".*"udid":"REVOKED-1","reason":"revoked"' gw.out
+check "... counted" metric_at_least 'tunnelgate_sessions_closed_total{reason="revoked"}' 1
+check "the killed tunnel did not deliver the slow answer" bash -c "! grep -q peer= revoked.out"
 revoked_refused() { ! gw_curl REVOKED-1 "http://127.0.0.1:$echo_port/" >/dev/null 2>&1; }
 check "CRL change picked up without restart: revoked device refused" wait_for 6 revoked_refused
 check "revoked counted" metric_at_least 'tunnelgate_handshakes_total{result="refused",reason="revoked"}' 1
@@ -230,6 +237,12 @@ check "rules restored by a third SIGHUP" wait_for 5 bash -c "[ \$(grep -c '\"eve
 run node "$here/bad_input.js" "$gw_port" ca/ca.pem ca/devices/GOOD-1.pem ca/devices/GOOD-1.key
 expect_rc "bad input cases" 0
 [ "$rc" -eq 0 ] || echo "$out"
+for why in obs-fold duplicate-host host-mismatch bad-line-ending target-too-long body-not-allowed header-too-large too-many-headers; do
+  check "refused request logged with its reason: $why" grep -q '"event":"request_refused","udid":"GOOD-1","reason":"'"$why"'"' gw.out
+  check "... and counted: $why" metric_at_least "tunnelgate_requests_total{outcome=\"$why\"}" 1
+done
+check "the session limit is counted as a refused admission" metric_at_least 'tunnelgate_admissions_total{result="refused",reason="session-limit"}' 1
+check "... and audited as a refusal" grep -q '"event":"refused".*"reason":"session-limit"' gw.out
 check "gateway survived bad input" kill -0 "$gw_pid"
 run gw_curl GOOD-1 "http://127.0.0.1:$echo_port/"
 expect_out "still serving after bad input" "peer=127.0.0.2"

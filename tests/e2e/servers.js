@@ -1,8 +1,10 @@
 // Loopback servers for the end-to-end tests. Each prints "ready PORT" once listening and
-// appends one line per event to stdout. Only 127.0.0.1 is ever contacted.
-//   node servers.js echo PORT         HTTP: "/" answers "peer=<address>", "/slow?ms=N" waits N ms
+// appends one line per event to stdout. Only loopback addresses are ever used.
+//   node servers.js echo PORT [ADDRESS] HTTP on ADDRESS (a 127.x address; default 127.0.0.1):
+//                                      "/" answers "peer=<address>", "/slow?ms=N" waits N ms
 //   node servers.js proxy PORT [CREDS] HTTP CONNECT proxy to 127.0.0.1 only; CREDS = user:password
-//   node servers.js dns PORT           UDP name server for *.dns.test (see below)
+//   node servers.js dns PORT [NAME=IP[,IP...];...]  UDP name server for *.dns.test (see below),
+//                                      plus the given names' A records
 //   node servers.js ip PORT [ADDRESS]  HTTP: answers ADDRESS (or the caller's address) + "\n"
 "use strict";
 const http = require("http");
@@ -18,7 +20,9 @@ if (mode === "echo") {
     if (url.pathname === "/slow") setTimeout(reply, Number(url.searchParams.get("ms") || 1000));
     else reply();
   });
-  server.listen(port, "127.0.0.1", () => console.log("ready " + server.address().port));
+  const address = creds || "127.0.0.1";
+  if (!address.startsWith("127.")) { console.error("echo: loopback addresses only"); process.exit(2); }
+  server.listen(port, address, () => console.log("ready " + server.address().port));
 } else if (mode === "proxy") {
   const server = http.createServer((req, res) => { res.statusCode = 405; res.end(); });
   server.on("connect", (req, client, head) => {
@@ -68,6 +72,14 @@ if (mode === "echo") {
   };
   const a = (ip) => Buffer.from(ip.split(".").map(Number));
   const aaaaLoopback = () => { const b = Buffer.alloc(16); b[15] = 1; return b; };
+  // Extra names from the command line: "a.dns.test=127.0.0.1;b.dns.test=127.0.0.5,127.0.0.6".
+  const extra = new Map();
+  for (const item of (creds || "").split(";").filter(Boolean)) {
+    const [n, ips] = item.split("=");
+    const list = ips.split(",");
+    if (!list.every((ip) => ip.startsWith("127."))) { console.error("dns: loopback answers only"); process.exit(2); }
+    extra.set(n.toLowerCase(), list);
+  }
   sock.on("message", (msg, rinfo) => {
     let off = 12;
     const labels = [];
@@ -80,7 +92,9 @@ if (mode === "echo") {
     if (name === "garbage.dns.test") { sock.send(Buffer.from("not dns at all"), rinfo.port, rinfo.address); return; }
     let rcode = 0;
     const answers = [];
-    if (name === "ok.dns.test" || name === "alias.dns.test") {
+    if (extra.has(name)) {
+      if (qtype === 1) for (const ip of extra.get(name)) answers.push(rr(name, 1, a(ip)));
+    } else if (name === "ok.dns.test" || name === "alias.dns.test") {
       let target = name;
       if (name === "alias.dns.test") { answers.push(rr(name, 5, encodeName("ok.dns.test"))); target = "ok.dns.test"; }
       if (qtype === 1) answers.push(rr(target, 1, a("127.0.0.1")));
