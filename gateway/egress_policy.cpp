@@ -110,6 +110,11 @@ std::string cidr::text() const {
 std::optional<cidr> cidr::parse(std::string_view text, std::string& error) {
   const auto slash = text.find('/');
   const std::string addr_text(text.substr(0, slash));
+  if (addr_text.find('%') != std::string::npos) {
+    // Asio drops a zone it cannot resolve (fe80::1%nosuchif), so refuse the text itself.
+    error = "'" + std::string(text) + "': no zone index (%...) in a range";
+    return std::nullopt;
+  }
   boost::system::error_code ec;
   auto a = net::ip::make_address(addr_text, ec);
   if (ec) {
@@ -278,27 +283,29 @@ net::ip::address egress_policy::normalize(const net::ip::address& a) {
 egress_block egress_policy::common(const net::ip::address& a, std::uint16_t port,
                                    bool& allowed) const {
   allowed = false;
-  for (const auto& own : o_.own_endpoints) {
-    if (own.port() != port) continue;
-    if (own.address() == a) return egress_block::own_listener;
-    if (own.address().is_unspecified() && own.address().is_v4() == a.is_v4()) {
-      // Bound to every address: any local address on that port is us.
-      const auto s = special(a, o_.host.get());
-      if (s == egress_block::loopback || s == egress_block::unspecified ||
-          s == egress_block::host_address) {
-        return egress_block::own_listener;
+  // What the flow reaches: a NAT64 address carries its flow to the IPv4 address inside, so
+  // that address is what the policy judges (the socket still connects to `a`).
+  const auto reached = nat64_embedded(a).value_or(a);
+  const auto is_own = [&](const net::ip::address& x) {
+    for (const auto& own : o_.own_endpoints) {
+      if (own.port() != port) continue;
+      if (own.address() == x) return true;
+      if (own.address().is_unspecified() && own.address().is_v4() == x.is_v4()) {
+        // Bound to every address: any local address on that port is us.
+        const auto s = special(x, o_.host.get());
+        if (s == egress_block::loopback || s == egress_block::unspecified ||
+            s == egress_block::host_address) {
+          return true;
+        }
       }
     }
-  }
-  if (any_contains(o_.deny, a)) return egress_block::denied;
-  if (auto inner = nat64_embedded(a)) {
-    // Checked as the address it reaches (but connected to as itself).
-    bool inner_allowed = false;
-    if (const auto b = common(*inner, port, inner_allowed); b != egress_block::none) return b;
-    if (is_private(*inner) && !inner_allowed) return egress_block::private_range;
-  }
-  allowed = any_contains(o_.allow, a);
+    return false;
+  };
+  if (is_own(a) || is_own(reached)) return egress_block::own_listener;
+  if (any_contains(o_.deny, a) || any_contains(o_.deny, reached)) return egress_block::denied;
+  allowed = any_contains(o_.allow, a) || any_contains(o_.allow, reached);
   if (allowed) return egress_block::none;
+  if (const auto s = special(reached, o_.host.get()); s != egress_block::none) return s;
   return special(a, o_.host.get());
 }
 
@@ -309,9 +316,10 @@ egress_verdict egress_policy::check(const tcp::endpoint& ep, const dtr::policy& 
   bool allowed = false;
   v.block = common(v.address, ep.port(), allowed);
   if (v.block != egress_block::none) return v;
-  // The rules again, on the address: a DNS answer cannot turn a blocked network into a
-  // tunnelled one. Matching an address, only IP/CIDR destinations apply.
-  const auto text = v.address.to_string();
+  // The rules again, on the address reached: a DNS answer cannot turn a blocked network into
+  // a tunnelled one. Matching an address, only IP/CIDR destinations apply.
+  const auto reached = nat64_embedded(v.address).value_or(v.address);
+  const auto text = reached.to_string();
   const auto d = rules.evaluate({text, ep.port(), plat, app});
   const bool cidr_rule = !d.refused() && d.matched != nullptr;
   if (d.refused() || (cidr_rule && d.act == dtr::action::block)) {
@@ -325,7 +333,7 @@ egress_verdict egress_policy::check(const tcp::endpoint& ep, const dtr::policy& 
     v.line = d.line;
     return v;
   }
-  if (!allowed && !cidr_rule && is_private(v.address)) v.block = egress_block::private_range;
+  if (!allowed && !cidr_rule && is_private(reached)) v.block = egress_block::private_range;
   return v;
 }
 

@@ -50,8 +50,11 @@ bool half_close(ssl::stream<S>&) {
 }
 
 struct relay_state {
-  explicit relay_state(const net::any_io_executor& ex) : event(ex) {}
+  relay_state(const net::any_io_executor& ex, const bool& k) : event(ex), killed(k) {}
   net::steady_timer event;
+  /// Checked by the pumps after every completion: a kill whose cancel() found no operation
+  /// pending (its completion already queued) must still stop them at once.
+  const bool& killed;
   int running = 2;
   std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
   bool end_all = false;  ///< a pump asked to stop both directions
@@ -63,7 +66,7 @@ struct relay_state {
 template <class From, class To>
 awaitable<void> pump(From* from, To* to, beast::flat_buffer* leftover,
                      std::atomic<std::uint64_t>* counter, relay_state* st, bool from_device) {
-  std::array<char, 16 * 1024> buf{};
+  std::array<char, std::size_t{16} * 1024> buf{};
   boost::system::error_code ec;
   if (leftover != nullptr && leftover->size() > 0) {
     const auto n =
@@ -71,10 +74,10 @@ awaitable<void> pump(From* from, To* to, beast::flat_buffer* leftover,
     *counter += n;
     leftover->consume(leftover->size());
   }
-  while (!ec && !st->end_all) {
+  while (!ec && !st->end_all && !st->killed) {
     const auto n =
         co_await from->async_read_some(net::buffer(buf), net::redirect_error(use_awaitable, ec));
-    if (ec) break;
+    if (ec || st->killed) break;
     st->last_activity = std::chrono::steady_clock::now();
     co_await net::async_write(*to, net::buffer(buf.data(), n),
                               net::redirect_error(use_awaitable, ec));
@@ -83,7 +86,9 @@ awaitable<void> pump(From* from, To* to, beast::flat_buffer* leftover,
     st->last_activity = std::chrono::steady_clock::now();
   }
   const bool eof = ec == net::error::eof || ec == ssl::error::stream_truncated;
-  if (eof && !st->end_all) {
+  if (st->killed) {
+    st->end_all = true;
+  } else if (eof && !st->end_all) {
     (from_device ? st->device_eof : st->destination_eof) = true;
     // Device EOF: pass the half-close on and keep the other direction running.
     if (!(from_device && half_close(*to))) st->end_all = true;
@@ -101,7 +106,8 @@ awaitable<void> pump(From* from, To* to, beast::flat_buffer* leftover,
 }  // namespace detail
 
 /// Relays until both directions end, the idle timeout passes, or `killed` becomes true (set
-/// it, then cancel the sockets, from the session's executor). Leftover buffers hold bytes
+/// it, then cancel or close the sockets, from the session's executor; the pumps also check it
+/// after every completion). Leftover buffers hold bytes
 /// already read past a protocol head on either side. Does not close the streams: the caller
 /// owns the orderly TLS shutdown.
 template <class Device, class Destination>
@@ -110,7 +116,7 @@ awaitable<relay_end> relay(Device& device, Destination& destination,
                            beast::flat_buffer& destination_leftover, relay_counters& counters,
                            std::chrono::milliseconds idle, const bool& killed) {
   auto ex = co_await net::this_coro::executor;
-  detail::relay_state st(ex);
+  detail::relay_state st(ex, killed);
   auto done = [&st](const std::exception_ptr&) {
     if (--st.running == 0) st.event.cancel();
   };

@@ -134,7 +134,7 @@ ns=tgegress$$
 if [ "$(id -u)" -ne 0 ] || ! ip netns add "$ns" 2>/dev/null; then
   echo "SKIP: the 169.254.169.254 case needs root and network namespaces (ip netns add failed)"
 else
-  trap 'ip netns del "$ns" 2>/dev/null; e2e_cleanup' EXIT
+  trap 'e2e_cleanup; ip netns del "$ns" 2>/dev/null' EXIT
   ip -n "$ns" link set lo up
   # The same gateway in a namespace that has nothing but lo: no route anywhere.
   cat >ns.yaml <<EOF

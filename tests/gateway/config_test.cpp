@@ -1,0 +1,342 @@
+// load_config on small files: each error exactly as `file:line:col: key.path: message`, and
+// valid values where the gateway reads them. The YAML is written inline in each test (line
+// numbers matter); the files it references are created empty, since the loader only checks
+// that they exist (the TLS context reads them later).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "gateway/config.hpp"
+#include "support/temp_dir.hpp"
+
+namespace tunnelgate::gateway {
+namespace {
+
+using tunnelgate::testing::temp_dir;
+
+constexpr const char* rules_yaml = R"(rule_sets:
+  - name: all
+    platforms: [ios]
+    mode: full-device
+    default: tunnel
+)";
+
+class LoadConfig : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* f : {"server.pem", "server.key", "ca.pem", "crl.pem"})
+      dir_.write(f, "");
+    dir_.write("rules.yaml", rules_yaml);
+  }
+
+  config_result load(const std::string& yaml) {
+    return load_config(dir_.write("gateway.yaml", yaml));
+  }
+
+  /// "FILE:LINE:COL: " for gateway.yaml.
+  std::string at(int line, int column) const {
+    return (dir_ / "gateway.yaml").string() + ":" + std::to_string(line) + ":" +
+           std::to_string(column) + ": ";
+  }
+
+  /// The file must fail with exactly these errors (in any order: sections are checked in
+  /// the loader's order, not the file's).
+  void expect_errors(const std::string& yaml, std::vector<std::string> want) {
+    const auto r = load(yaml);
+    EXPECT_FALSE(r);
+    EXPECT_EQ(r.value, nullptr) << "a bad file must never half-succeed";
+    auto got = r.errors;
+    std::sort(got.begin(), got.end());
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(got, want);
+  }
+
+  std::shared_ptr<const config> expect_ok(const std::string& yaml) {
+    const auto r = load(yaml);
+    std::string all;
+    for (const auto& e : r.errors)
+      all += e + "\n";
+    EXPECT_TRUE(r) << all;
+    return r.value;
+  }
+
+  temp_dir dir_;
+};
+
+TEST_F(LoadConfig, MinimalFileLoadsWithDefaults) {
+  const auto c = expect_ok(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+)");
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->egress.allow.empty());
+  EXPECT_TRUE(c->egress.deny.empty());
+  EXPECT_FALSE(c->tls.crl_required.has_value()) << "unset: decided by whether a CRL is given";
+  EXPECT_EQ(c->limits.target_limit, 1024U);
+  ASSERT_EQ(c->listen.size(), 1U);
+  EXPECT_EQ(c->listen[0], tcp::endpoint(net::ip::make_address("127.0.0.1"), 8443));
+  ASSERT_NE(c->rules, nullptr);
+  EXPECT_EQ(c->tls.cert, dir_ / "server.pem");
+}
+
+// ---- egress.allow / egress.deny --------------------------------------------------------------
+
+TEST_F(LoadConfig, EgressAllowMustBeAList) {
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress:
+  address: 127.0.0.2
+  allow: 10.0.0.0/8
+)",
+                {at(6, 10) + "egress.allow: expected a list of addresses or CIDRs, e.g. "
+                             "[\"10.20.0.0/16\", \"fd00::/8\"]"});
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress:
+  address: 127.0.0.2
+  deny: {range: 10.0.0.0/8}
+)",
+                {at(6, 9) + "egress.deny: expected a list of addresses or CIDRs, e.g. "
+                            "[\"10.20.0.0/16\", \"fd00::/8\"]"});
+}
+
+TEST_F(LoadConfig, EgressAllowEntriesAreCheckedOneByOne) {
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress:
+  address: 127.0.0.2
+  allow:
+    - not-a-cidr
+    - 10.0.0.1/8
+    - 10.20.0.0/16
+    - 10.20.0.0/16
+    - "::ffff:10.20.0.0/112"
+    - 10.0.0.0/33
+    - [10.0.0.0/8]
+    - fe80::%1/10
+)",
+                {
+                    at(7, 7) + "egress.allow[0]: 'not-a-cidr' is not an address or CIDR (e.g. "
+                               "10.0.0.0/8, fd00::/8)",
+                    at(8, 7) + "egress.allow[1]: '10.0.0.1/8' has host bits set; did you mean "
+                               "10.0.0.0/8?",
+                    at(10, 7) + "egress.allow[3]: 10.20.0.0/16 is listed twice",
+                    at(11, 7) + "egress.allow[4]: 10.20.0.0/16 is listed twice",
+                    at(12, 7) + "egress.allow[5]: '10.0.0.0/33': the prefix length must be 0-32",
+                    at(13, 7) + "egress.allow[6]: expected an address or CIDR such as 10.20.0.0/16",
+                    at(14, 7) + "egress.allow[7]: 'fe80::%1/10': no zone index (%...) in a range",
+                });
+}
+
+TEST_F(LoadConfig, EgressDenyEntriesToo) {
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress:
+  address: 127.0.0.2
+  deny: ["192.0.2.1/24", "2001:db8::/129", "2001:db8::/32", "2001:DB8::/32"]
+)",
+                {
+                    at(6, 10) + "egress.deny[0]: '192.0.2.1/24' has host bits set; did you mean "
+                                "192.0.2.0/24?",
+                    at(6, 26) + "egress.deny[1]: '2001:db8::/129': the prefix length must be "
+                                "0-128",
+                    at(6, 61) + "egress.deny[3]: 2001:db8::/32 is listed twice",
+                });
+}
+
+TEST_F(LoadConfig, EgressAllowEntryInsideADenyEntry) {
+  // allow[0] is invalid: the later errors must still name their own entries and lines.
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress:
+  address: 127.0.0.2
+  deny:
+    - 10.0.0.0/8
+    - 192.0.2.7
+  allow:
+    - 10.0.0.1/8
+    - 10.1.0.0/16
+    - 10.0.0.0/8
+    - 192.0.2.0/24
+    - 0.0.0.0/0
+    - 192.0.2.7
+    - "::ffff:10.9.0.0/112"
+    - fd00::/8
+)",
+                {
+                    at(10, 7) + "egress.allow[0]: '10.0.0.1/8' has host bits set; did you mean "
+                                "10.0.0.0/8?",
+                    at(11, 7) + "egress.allow[1]: 10.1.0.0/16 lies inside egress.deny 10.0.0.0/8, "
+                                "and deny wins: remove one of them",
+                    at(12, 7) + "egress.allow[2]: 10.0.0.0/8 lies inside egress.deny 10.0.0.0/8, "
+                                "and deny wins: remove one of them",
+                    at(15, 7) + "egress.allow[5]: 192.0.2.7/32 lies inside egress.deny "
+                                "192.0.2.7/32, and deny wins: remove one of them",
+                    at(16, 7) + "egress.allow[6]: 10.9.0.0/16 lies inside egress.deny 10.0.0.0/8, "
+                                "and deny wins: remove one of them",
+                });
+}
+
+TEST_F(LoadConfig, EgressAllowAndDenyLandInTheConfig) {
+  const auto c = expect_ok(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress:
+  address: 127.0.0.2
+  allow: ["10.20.0.0/16", "fd00::/8", "127.0.0.1", "::ffff:192.168.0.0/112", "0.0.0.0/0"]
+  deny: ["10.20.99.0/24", "169.254.169.254", "2001:db8::/32"]
+)");
+  ASSERT_NE(c, nullptr);
+  std::string e;
+  const std::vector<cidr> allow{*cidr::parse("10.20.0.0/16", e), *cidr::parse("fd00::/8", e),
+                                *cidr::parse("127.0.0.1/32", e), *cidr::parse("192.168.0.0/16", e),
+                                *cidr::parse("0.0.0.0/0", e)};
+  const std::vector<cidr> deny{*cidr::parse("10.20.99.0/24", e),
+                               *cidr::parse("169.254.169.254/32", e),
+                               *cidr::parse("2001:db8::/32", e)};
+  EXPECT_EQ(c->egress.allow, allow);
+  EXPECT_EQ(c->egress.deny, deny);
+  ASSERT_EQ(c->egress.allow.size(), 5U);
+  EXPECT_TRUE(c->egress.allow[3].network.is_v4()) << "the mapped range is stored as IPv4";
+  EXPECT_EQ(c->egress.allow[3].text(), "192.168.0.0/16");
+  // Empty lists are fine.
+  const auto empty = expect_ok(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: 127.0.0.2, allow: [], deny: []}
+)");
+  ASSERT_NE(empty, nullptr);
+  EXPECT_TRUE(empty->egress.allow.empty());
+}
+
+// ---- tls.crl_required ------------------------------------------------------------------------
+
+TEST_F(LoadConfig, CrlRequiredWithoutACrl) {
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls:
+  cert: server.pem
+  key: server.key
+  client_ca: ca.pem
+  crl_required: true
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+)",
+                {at(6, 17) + "tls.crl_required: true without any tls.crl would refuse every "
+                             "device: add the CA's CRL files, or set it to false to accept devices "
+                             "without a revocation check"});
+}
+
+TEST_F(LoadConfig, CrlRequiredMustBeABoolean) {
+  const auto r = load(R"(listen: ["127.0.0.1:8443"]
+tls:
+  cert: server.pem
+  key: server.key
+  client_ca: ca.pem
+  crl: crl.pem
+  crl_required: sometimes
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+)");
+  EXPECT_FALSE(r);
+  EXPECT_EQ(r.errors,
+            std::vector<std::string>{at(7, 17) + "tls.crl_required: expected true or false"});
+}
+
+TEST_F(LoadConfig, CrlRequiredValuesLandInTheConfig) {
+  const auto on = expect_ok(R"(listen: ["127.0.0.1:8443"]
+tls:
+  cert: server.pem
+  key: server.key
+  client_ca: ca.pem
+  crl: [crl.pem]
+  crl_required: true
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+)");
+  ASSERT_NE(on, nullptr);
+  ASSERT_TRUE(on->tls.crl_required.has_value());
+  EXPECT_TRUE(*on->tls.crl_required);
+  ASSERT_EQ(on->tls.crl.size(), 1U);
+  EXPECT_EQ(on->tls.crl[0], dir_ / "crl.pem");
+  const auto off = expect_ok(R"(listen: ["127.0.0.1:8443"]
+tls:
+  cert: server.pem
+  key: server.key
+  client_ca: ca.pem
+  crl_required: false
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+)");
+  ASSERT_NE(off, nullptr);
+  ASSERT_TRUE(off->tls.crl_required.has_value());
+  EXPECT_FALSE(*off->tls.crl_required);
+  EXPECT_TRUE(off->tls.crl.empty());
+}
+
+// ---- limits.target_limit ---------------------------------------------------------------------
+
+TEST_F(LoadConfig, TargetLimitOutOfRange) {
+  for (const char* bad : {"299", "8193", "0", "-1", "abc", "1e3", "\"\""}) {
+    SCOPED_TRACE(bad);
+    expect_errors(std::string(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+limits:
+  target_limit: )") + bad +
+                      "\n",
+                  {at(6, 17) + "limits.target_limit: expected a whole number from 300 to 8192"});
+  }
+}
+
+TEST_F(LoadConfig, TargetLimitValuesLandInTheConfig) {
+  for (const auto& [text, value] : {std::pair{"300", 300U}, {"8192", 8192U}, {"2048", 2048U}}) {
+    const auto c = expect_ok(std::string(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+limits: {target_limit: )") + text +
+                             "}\n");
+    ASSERT_NE(c, nullptr) << text;
+    EXPECT_EQ(c->limits.target_limit, value) << text;
+  }
+}
+
+// ---- everything at once ------------------------------------------------------------------------
+
+TEST_F(LoadConfig, EveryErrorIsReported) {
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls:
+  cert: server.pem
+  key: server.key
+  client_ca: ca.pem
+  crl_required: true
+dtr: rules.yaml
+egress:
+  address: 127.0.0.2
+  allow: ["10.0.0.1/8"]
+  deny: 10.0.0.0/8
+limits: {target_limit: 9000}
+)",
+                {
+                    at(6, 17) + "tls.crl_required: true without any tls.crl would refuse every "
+                                "device: add the CA's CRL files, or set it to false to accept "
+                                "devices without a revocation check",
+                    at(10, 11) + "egress.allow[0]: '10.0.0.1/8' has host bits set; did you mean "
+                                 "10.0.0.0/8?",
+                    at(11, 9) + "egress.deny: expected a list of addresses or CIDRs, e.g. "
+                                "[\"10.20.0.0/16\", \"fd00::/8\"]",
+                    at(12, 24) + "limits.target_limit: expected a whole number from 300 to 8192",
+                });
+}
+
+}  // namespace
+}  // namespace tunnelgate::gateway
