@@ -12,6 +12,7 @@
 
 #include "gateway/admin.hpp"
 #include "gateway/target.hpp"
+#include "gateway/vpn/hub.hpp"
 #include "gateway/watchdog.hpp"
 
 namespace tunnelgate::gateway {
@@ -174,7 +175,8 @@ http::response<http::string_body> route(shared_state& st,
     return reply(200,
                  st.stats.render(st.registry.size()) +
                      (st.comp ? st.comp->render_metrics() : std::string()) +
-                     (st.idp ? st.idp->render_metrics() : std::string()),
+                     (st.idp ? st.idp->render_metrics() : std::string()) +
+                     (st.vpn ? st.vpn->render_metrics() : std::string()),
                  "text/plain; version=0.0.4", ka);
   }
   if (method == http::verb::get && target == "/api/v1/sessions") {

@@ -97,7 +97,7 @@ class loader {
     }
     keys(root, "",
          {"listen", "tls", "identity", "uem", "dtr", "egress", "admin", "limits", "log", "threads",
-          "upstream_credentials", "idp_sync"});
+          "upstream_credentials", "idp_sync", "vpn"});
     listen(root["listen"]);
     tls(root["tls"]);
     identity(root["identity"]);
@@ -112,6 +112,7 @@ class loader {
     }
     credentials(root["upstream_credentials"]);
     idp_sync(root["idp_sync"]);
+    vpn(root["vpn"]);
     uem_node_ = root["uem"];
     if (!errors_.empty()) return fail();
     config_result r;
@@ -680,6 +681,160 @@ class loader {
     cfg_->idp_sync = std::move(c);
   }
 
+  std::optional<cidr> range(const YAML::Node& n, const std::string& path) {
+    std::string why;
+    auto c = n.IsScalar() ? cidr::parse(n.Scalar(), why) : std::nullopt;
+    if (!c) error(n, path, why.empty() ? "expected a CIDR such as 10.77.0.0/24" : why);
+    return c;
+  }
+
+  // vpn: the full-device VPN (docs/vpn.md).
+  void vpn(const YAML::Node& n) {
+    if (!n) return;
+    if (!map(n, "vpn")) return;
+    keys(n, "vpn",
+         {"tun", "pool", "mapped_pool", "mtu", "dns", "default_domain", "dpd", "keepalive",
+          "idle_timeout", "cookie_ttl", "max_sessions", "egress_interface"});
+    vpn_config v;
+    v.pool = {net::ip::make_address("10.77.0.0"), 24};
+    v.mapped_pool = {net::ip::make_address("100.64.0.0"), 16};
+    if (auto t = n["tun"]) {
+      if (auto name = text(t, "vpn.tun")) {
+        const bool ok = name->size() < 16 && std::all_of(name->begin(), name->end(), [](char c) {
+                          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' ||
+                                 c == '_' || c == '.';
+                        });
+        if (!ok) {
+          error(t, "vpn.tun",
+                "an interface name: at most 15 letters, digits, '-', '_' or '.' (e.g. "
+                "tunnelgate0)");
+        } else {
+          v.tun = *name;
+        }
+      }
+    }
+    if (auto p = n["pool"]) {
+      std::vector<YAML::Node> items;
+      if (p.IsSequence()) {
+        for (std::size_t i = 0; i < p.size(); ++i)
+          items.push_back(p[i]);
+      } else {
+        items.push_back(p);
+      }
+      bool have4 = false;
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        auto c = range(items[i], "vpn.pool");
+        if (!c) continue;
+        if (c->network.is_v4()) {
+          if (have4) error(items[i], "vpn.pool", "a second IPv4 pool; give one per family");
+          if (c->prefix > 29) {
+            error(items[i], "vpn.pool",
+                  c->text() +
+                      " is too small: the gateway takes the first address; use /29 or "
+                      "larger");
+          }
+          v.pool = *c;
+          have4 = true;
+        } else {
+          if (v.pool6) error(items[i], "vpn.pool", "a second IPv6 pool; give one per family");
+          if (c->prefix > 120) {
+            error(items[i], "vpn.pool", c->text() + " is too small: use /120 or larger");
+          }
+          v.pool6 = *c;
+        }
+      }
+      if (!have4 && p) {
+        error(p, "vpn.pool", "an IPv4 pool is required (e.g. 10.77.0.0/24), IPv6 is optional");
+      }
+    }
+    if (auto m = n["mapped_pool"]) {
+      if (auto c = range(m, "vpn.mapped_pool")) {
+        if (!c->network.is_v4()) {
+          error(m, "vpn.mapped_pool", "an IPv4 range (e.g. 100.64.0.0/16)");
+        } else if (c->prefix > 28) {
+          error(m, "vpn.mapped_pool", c->text() + " is too small: use /28 or larger");
+        } else {
+          v.mapped_pool = *c;
+        }
+      }
+    }
+    const auto overlaps = [](const cidr& a, const cidr& b) {
+      return a.contains(b.network) || b.contains(a.network);
+    };
+    if (overlaps(v.pool, v.mapped_pool)) {
+      error(n["mapped_pool"] ? n["mapped_pool"] : n, "vpn.mapped_pool",
+            v.mapped_pool.text() + " overlaps the client pool " + v.pool.text());
+    }
+    // The pools are routed to the TUN: an address of this host inside one would be cut off.
+    host_addresses host;
+    host.refresh();
+    for (const auto& a : host.addresses()) {
+      if (a == net::ip::address(v.tunnel_address())) continue;  // ours, on the TUN (SIGHUP)
+      for (const auto* c : {&v.pool, &v.mapped_pool}) {
+        if (c->contains(a)) {
+          error(n, "vpn",
+                c->text() + " holds " + a.to_string() +
+                    ", an address of this host: choose a range not used on it");
+        }
+      }
+      if (v.pool6 && v.pool6->contains(a)) {
+        error(n, "vpn", v.pool6->text() + " holds " + a.to_string() + ", an address of this host");
+      }
+    }
+    for (const auto* c : {&v.pool, &v.mapped_pool}) {
+      for (const auto& d : cfg_->egress.allow) {
+        if (overlaps(*c, d)) {
+          error(n, "vpn",
+                c->text() + " overlaps egress.allow " + d.text() +
+                    ": the VPN's own ranges are never destinations");
+        }
+      }
+    }
+    if (auto m = n["mtu"]) {
+      if (auto x = number(m, "vpn.mtu", 576, 9000)) v.mtu = static_cast<unsigned>(*x);
+    }
+    if (auto e = n["egress_interface"]) {
+      if (auto t = text(e, "vpn.egress_interface")) v.egress_interface = *t;
+    }
+    v.dns = flag(n["dns"], "vpn.dns", true);
+    if (auto d = n["default_domain"]) {
+      if (auto t = text(d, "vpn.default_domain")) {
+        auto name = dtr::normalize_host(*t);
+        if (!name) {
+          error(d, "vpn.default_domain", "expected a domain name such as corp.example");
+        } else {
+          v.default_domain = name.value();
+        }
+      }
+    }
+    duration(n["dpd"], "vpn.dpd", v.dpd);
+    duration(n["keepalive"], "vpn.keepalive", v.keepalive);
+    duration(n["idle_timeout"], "vpn.idle_timeout", v.idle_timeout);
+    duration(n["cookie_ttl"], "vpn.cookie_ttl", v.cookie_ttl);
+    if (auto m = n["max_sessions"]) {
+      if (auto x = number(m, "vpn.max_sessions", 1, 1'000'000))
+        v.max_sessions = static_cast<std::size_t>(*x);
+    }
+    // Network, broadcast and the gateway's own address are never handed out.
+    const auto capacity =
+        static_cast<std::size_t>((std::uint64_t{1} << (32 - std::min(v.pool.prefix, 32U))) - 3);
+    if (v.max_sessions > capacity) {
+      if (n["max_sessions"]) {
+        error(n["max_sessions"], "vpn.max_sessions",
+              std::to_string(v.max_sessions) + " is more than the pool " + v.pool.text() +
+                  " holds (" + std::to_string(capacity) + "): enlarge vpn.pool or lower it");
+      }
+      v.max_sessions = capacity;  // the default: as many as the pool holds
+    }
+    if (!cfg_->egress.v4) {
+      error(n, "vpn", "the VPN forwards IPv4: egress.address needs an IPv4 address");
+    }
+    if (v.pool6 && !cfg_->egress.v6) {
+      error(n, "vpn", "an IPv6 pool needs an IPv6 egress.address to leave from");
+    }
+    cfg_->vpn = std::move(v);
+  }
+
   void credentials(const YAML::Node& n) {
     if (!n) return;
     if (!map(n, "upstream_credentials")) return;
@@ -720,6 +875,10 @@ class loader {
 };
 
 }  // namespace
+
+net::ip::address_v4 vpn_config::tunnel_address() const {
+  return net::ip::address_v4(pool.network.to_v4().to_uint() + 1);
+}
 
 config_result load_config(const std::filesystem::path& file) {
   return loader(file).run();

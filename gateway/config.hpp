@@ -79,6 +79,28 @@ struct idp_sync_config {
   std::optional<idp::entra_settings> entra;
 };
 
+/// vpn: the full-device VPN (openconnect/CSTP on the device listener), absent = no VPN.
+struct vpn_config {
+  std::string tun = "tunnelgate0";  ///< TUN device name
+  cidr pool;                        ///< IPv4 client pool; its first host is the gateway's
+                                    ///< tunnel address (and in-tunnel DNS server)
+  std::optional<cidr> pool6;        ///< optional IPv6 client pool (one address per session)
+  cidr mapped_pool;                 ///< addresses handed out for tunnelled host names
+  unsigned mtu = 1400;
+  bool dns = true;  ///< serve DNS (UDP and TCP 53) on the tunnel address
+  std::string default_domain;
+  milliseconds dpd{30'000};
+  milliseconds keepalive{20'000};
+  milliseconds idle_timeout{1'800'000};
+  milliseconds cookie_ttl{60'000};
+  std::size_t max_sessions = 1000;
+  /// The interface replies arrive on when the egress address sits on loopback or a dummy
+  /// (empty: the interface holding egress.address).
+  std::string egress_interface;
+  net::ip::address_v4 tunnel_address() const;  ///< the pool's first host
+  friend bool operator==(const vpn_config&, const vpn_config&) = default;
+};
+
 struct config {
   std::filesystem::path file;
   std::vector<tcp::endpoint> listen;
@@ -94,6 +116,7 @@ struct config {
   /// upstream proxy name -> "user:password", from `upstream_credentials.<name>.file`.
   std::map<std::string, std::string> proxy_credentials;
   std::optional<idp_sync_config> idp_sync;
+  std::optional<vpn_config> vpn;
 };
 
 struct config_result {

@@ -153,6 +153,61 @@ answer parse_answer(std::span<const std::uint8_t> msg, std::uint16_t id, const s
   return a;
 }
 
+std::optional<question> parse_query(std::span<const std::uint8_t> msg) {
+  ns_msg m;
+  if (msg.size() < 12 || msg.size() > 65535 ||
+      ns_initparse(msg.data(), static_cast<int>(msg.size()), &m) != 0) {
+    return std::nullopt;
+  }
+  if (ns_msg_getflag(m, ns_f_qr) != 0 || ns_msg_getflag(m, ns_f_opcode) != ns_o_query ||
+      ns_msg_count(m, ns_s_qd) != 1 || ns_msg_count(m, ns_s_an) != 0) {
+    return std::nullopt;
+  }
+  ns_rr rr;
+  if (ns_parserr(&m, ns_s_qd, 0, &rr) != 0 || ns_rr_class(rr) != ns_c_in) return std::nullopt;
+  question q;
+  q.id = ns_msg_id(m);
+  q.name = lower(ns_rr_name(rr));
+  q.type = static_cast<std::uint16_t>(ns_rr_type(rr));
+  q.recursion_desired = ns_msg_getflag(m, ns_f_rd) != 0;
+  if (q.name.empty() || q.name.size() > 253) return std::nullopt;
+  return q;
+}
+
+std::vector<std::uint8_t> make_response(const question& q, int rcode,
+                                        const std::vector<net::ip::address>& addresses,
+                                        std::uint32_t ttl) {
+  std::vector<std::uint8_t> out = make_query(q.id, q.name, rr_type::a);
+  if (out.empty()) return out;
+  // The question as asked (make_query wrote type A): patch the type.
+  out[out.size() - 4] = static_cast<std::uint8_t>(q.type >> 8);
+  out[out.size() - 3] = static_cast<std::uint8_t>(q.type & 0xff);
+  out[2] = static_cast<std::uint8_t>(0x84 | (q.recursion_desired ? 0x01 : 0x00));  // QR AA RD
+  out[3] = static_cast<std::uint8_t>(0x80 | (rcode & 0x0f));                       // RA rcode
+  std::uint16_t count = 0;
+  for (const auto& a : addresses) {
+    const bool v4 = a.is_v4();
+    if ((v4 && q.type != ns_t_a) || (!v4 && q.type != ns_t_aaaa)) continue;
+    // Owner: a pointer to the question's name at offset 12.
+    out.insert(out.end(),
+               {0xc0, 0x0c, 0, static_cast<std::uint8_t>(q.type), 0, 1,
+                static_cast<std::uint8_t>(ttl >> 24), static_cast<std::uint8_t>((ttl >> 16) & 0xff),
+                static_cast<std::uint8_t>((ttl >> 8) & 0xff), static_cast<std::uint8_t>(ttl & 0xff),
+                0, static_cast<std::uint8_t>(v4 ? 4 : 16)});
+    if (v4) {
+      const auto b = a.to_v4().to_bytes();
+      out.insert(out.end(), b.begin(), b.end());
+    } else {
+      const auto b = a.to_v6().to_bytes();
+      out.insert(out.end(), b.begin(), b.end());
+    }
+    ++count;
+  }
+  out[6] = static_cast<std::uint8_t>(count >> 8);
+  out[7] = static_cast<std::uint8_t>(count & 0xff);
+  return out;
+}
+
 awaitable<result> resolve(const std::vector<udp::endpoint>& servers, const std::string& name,
                           bool want_v4, bool want_v6, std::chrono::milliseconds timeout) {
   result r;

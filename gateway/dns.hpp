@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,26 @@ struct answer {
 /// answer section from `name` (at most 8) and keeps only the records of the final name.
 answer parse_answer(std::span<const std::uint8_t> msg, std::uint16_t id, const std::string& name,
                     rr_type type);
+
+// ---- the in-tunnel DNS server's side (pure) ---------------------------------------------------
+
+/// One query as a server sees it.
+struct question {
+  std::uint16_t id = 0;
+  std::string name;        ///< lower case, no trailing dot
+  std::uint16_t type = 0;  ///< 1 A, 28 AAAA, anything else as sent
+  bool recursion_desired = false;
+};
+/// Parses a query: QR clear, opcode QUERY, exactly one question of class IN, no answer
+/// records. nullopt for anything else (the bytes are untrusted).
+std::optional<question> parse_query(std::span<const std::uint8_t> msg);
+
+/// The response to `q`: `rcode` (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED) and one record
+/// per address of the question's family (A for type 1, AAAA for 28; others are left out), each
+/// with `ttl` seconds. Authoritative; recursion available.
+std::vector<std::uint8_t> make_response(const question& q, int rcode,
+                                        const std::vector<net::ip::address>& addresses,
+                                        std::uint32_t ttl);
 
 struct result {
   boost::system::error_code ec;  ///< timed_out, host_not_found, or another failure

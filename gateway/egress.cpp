@@ -72,17 +72,15 @@ awaitable<boost::system::error_code> resolve_bounded(const std::string& host, st
 
 }  // namespace
 
-awaitable<dial_result> dial(const egress_options& o, const std::string& host, std::uint16_t port,
-                            const address_check& check, tcp::socket& sock) {
-  dial_result r;
-  auto ex = co_await net::this_coro::executor;
-  std::vector<tcp::endpoint> endpoints;
+awaitable<resolved> resolve_destination(const egress_options& o, const std::string& host,
+                                        std::uint16_t port) {
+  resolved r;
   boost::system::error_code literal_ec;
   const auto literal = net::ip::make_address(host, literal_ec);
   boost::system::error_code ec;
   std::string why;
   if (!literal_ec) {
-    endpoints.emplace_back(literal, port);
+    r.endpoints.emplace_back(literal, port);
   } else if (!o.resolver.empty()) {
     // egress.resolver: ask those servers, only for the families we can leave from.
     const bool want_v4 = o.v4.has_value();
@@ -91,25 +89,38 @@ awaitable<dial_result> dial(const egress_options& o, const std::string& host, st
     ec = res.ec;
     why = res.detail;
     for (const auto& a : res.addresses)
-      endpoints.emplace_back(a, port);
+      r.endpoints.emplace_back(a, port);
   } else {
     tcp::resolver::results_type found;
     ec = co_await resolve_bounded(host, port, o.resolve_timeout, found);
     if (ec) why = ec.message();
     for (const auto& entry : found)
-      endpoints.push_back(entry.endpoint());
+      r.endpoints.push_back(entry.endpoint());
   }
   if (ec == net::error::timed_out) {
     r.status = refusal::resolve_timeout;
     r.detail = "resolving " + host + " took longer than " +
                std::to_string(o.resolve_timeout.count()) + " ms";
-    co_return r;
-  }
-  if (ec || endpoints.empty()) {
+    r.endpoints.clear();
+  } else if (ec || r.endpoints.empty()) {
     r.status = refusal::resolve_failed;
     r.detail = "cannot resolve " + host + ": " + (why.empty() ? "no addresses" : why);
+    r.endpoints.clear();
+  }
+  co_return r;
+}
+
+awaitable<dial_result> dial(const egress_options& o, const std::string& host, std::uint16_t port,
+                            const address_check& check, tcp::socket& sock) {
+  dial_result r;
+  auto ex = co_await net::this_coro::executor;
+  resolved res = co_await resolve_destination(o, host, port);
+  if (res.status != refusal::none) {
+    r.status = res.status;
+    r.detail = std::move(res.detail);
     co_return r;
   }
+  const auto& endpoints = res.endpoints;
 
   // The egress policy on every address, before any socket exists: refused ones are skipped.
   std::vector<tcp::endpoint> allowed;

@@ -44,6 +44,16 @@ using address_check = std::function<egress_verdict(const tcp::endpoint&)>;
 /// Returns an empty string when fine, else the error naming the address and the fix.
 std::string check_egress_addresses(const egress_options& o);
 
+struct resolved {
+  refusal status = refusal::none;  ///< none, resolve_failed or resolve_timeout
+  std::string detail;              ///< for the log
+  std::vector<tcp::endpoint> endpoints;
+};
+/// Resolves `host` (a name or IP literal) within o.resolve_timeout, through o.resolver when
+/// set (only the families with an egress address), else the system resolver.
+awaitable<resolved> resolve_destination(const egress_options& o, const std::string& host,
+                                        std::uint16_t port);
+
 /// Resolves `host` (a name or IP literal), passes every address through `check` (addresses
 /// it refuses are skipped and reported), and connects `sock` from the egress address of the
 /// endpoint's family, trying each remaining endpoint in turn (bind before connect, P5).

@@ -43,8 +43,11 @@ constexpr refusal_info table[] = {
     {"proxy-failed", 502, "the upstream proxy refused or failed the connection"},
     {"proxy-timeout", 504, "the upstream proxy did not answer in time"},
     {"session-limit", 429, "this device has too many open sessions"},
+    {"vpn-not-configured", 404, "this gateway offers no full-device VPN"},
+    {"vpn-bad-request", 400, "the VPN request is not valid"},
+    {"vpn-full", 503, "no VPN address is free; try again later"},
 };
-static_assert(std::size(table) == static_cast<std::size_t>(refusal::session_limit) + 1,
+static_assert(std::size(table) == static_cast<std::size_t>(refusal::vpn_full) + 1,
               "one table row per refusal, in enum order");
 
 const refusal_info& info(refusal r) noexcept {

@@ -48,6 +48,10 @@ enum class refusal : std::uint8_t {
   proxy_timeout,          ///< 504
   // ---- the session ----
   session_limit,  ///< 429: the device has limits.max_sessions_per_device sessions open
+  // ---- the full-device VPN ----
+  vpn_not_configured,  ///< 404: POST / or CONNECT /CSCOSSLC/tunnel without a `vpn:` section
+  vpn_bad_request,     ///< 400: an auth body or X-CSTP-* header that is not valid
+  vpn_full,            ///< 503: no client address left (vpn.pool, vpn.max_sessions)
 };
 
 /// The spelling (X-Tunnel-Reason, logs, metrics). "ok" for none.

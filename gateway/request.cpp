@@ -55,13 +55,14 @@ head_scan scan_request_head(std::string_view d, std::size_t header_limit,
   return {};
 }
 
-refusal check_request_fields(const http::request<http::empty_body>& req, std::size_t max_headers,
-                             const connect_target* target) {
+template <class Body>
+refusal check_request_fields(const http::request<Body>& req, std::size_t max_headers,
+                             const connect_target* target, bool body_allowed) {
   if (std::distance(req.begin(), req.end()) > static_cast<std::ptrdiff_t>(max_headers))
     return refusal::too_many_headers;
   if (req.count(http::field::transfer_encoding) > 0) return refusal::body_not_allowed;
   for (auto [it, end] = req.equal_range(http::field::content_length); it != end; ++it) {
-    if (it->value() != "0") return refusal::body_not_allowed;
+    if (it->value() != "0" && !body_allowed) return refusal::body_not_allowed;
   }
   const auto hosts = req.count(http::field::host);
   if (hosts > 1) return refusal::duplicate_host;
@@ -87,5 +88,10 @@ refusal check_request_fields(const http::request<http::empty_body>& req, std::si
   }
   return refusal::none;
 }
+
+template refusal check_request_fields(const http::request<http::empty_body>&, std::size_t,
+                                      const connect_target*, bool);
+template refusal check_request_fields(const http::request<http::string_body>&, std::size_t,
+                                      const connect_target*, bool);
 
 }  // namespace tunnelgate::gateway

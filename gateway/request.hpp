@@ -39,7 +39,9 @@ head_scan scan_request_head(std::string_view data, std::size_t header_limit,
 /// Content-Length other than 0 (body_not_allowed); Host given twice (duplicate_host); for
 /// CONNECT, a Host whose host differs from the target's, or whose port (when given) differs
 /// (host_mismatch).
-refusal check_request_fields(const http::request<http::empty_body>& req, std::size_t max_headers,
-                             const connect_target* target);
+/// `body_allowed`: a Content-Length (not Transfer-Encoding) is fine (the VPN's POST /).
+template <class Body>
+refusal check_request_fields(const http::request<Body>& req, std::size_t max_headers,
+                             const connect_target* target, bool body_allowed = false);
 
 }  // namespace tunnelgate::gateway

@@ -2,6 +2,7 @@
 
 #include "gateway/state.hpp"
 #include "gateway/tls.hpp"
+#include "gateway/vpn/hub.hpp"
 
 namespace tunnelgate::gateway {
 
@@ -57,6 +58,7 @@ std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
 
 void revoke_device(shared_state& st, const std::string& udid, const std::string& reason) {
   const auto device = canonical_udid(udid);
+  if (st.vpn) st.vpn->cookies().revoke_device(device);  // its unredeemed VPN cookies die too
   const auto n = st.registry.kill_device(device, "compliance:" + reason);
   if (n > 0) {
     st.log->event(spdlog::level::warn, "device_revoked",

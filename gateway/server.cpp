@@ -9,6 +9,7 @@
 #include "gateway/gateway.hpp"
 #include "gateway/state.hpp"
 #include "gateway/uem_compliance.hpp"
+#include "gateway/vpn/hub.hpp"
 #include "uem/uem.hpp"
 
 namespace tunnelgate::gateway {
@@ -108,6 +109,7 @@ class daemon {
     } catch (const std::exception& e) {
       std::cerr << "tunnelgate: " << e.what() << "\n";
       st_->log->event(spdlog::level::critical, "start_failed", {{"error", e.what()}});
+      if (st_->vpn) st_->vpn->stop();
       stop_everything();
       return 2;
     }
@@ -119,6 +121,7 @@ class daemon {
     for (auto& t : threads)
       t.join();
     if (uem_) uem_->stop();
+    if (st_->vpn) st_->vpn->stop();  // the TUN, the nft table and the sysctls go back
     if (st_->idp && !st_->idp->stop(std::chrono::seconds(2))) {
       // A sync call is stuck in a slow IdP: do not wait for it. Its thread still uses the
       // state and the log, so they stay alive (leaked on purpose) until the process exits.
@@ -174,9 +177,16 @@ class daemon {
     st_->comp->on_refused([weak](const std::string& udid, const std::string& reason) {
       if (auto st = weak.lock()) revoke_device(*st, udid, reason);
     });
+    // The VPN's in-tunnel DNS server is one of ours too.
+    if (cfg_->vpn && cfg_->vpn->dns) own_.emplace_back(cfg_->vpn->tunnel_address(), 53);
     st_->host->refresh();
     st_->set_current(make_runtime(cfg_, own_, st_->host));
     log_trust_warnings(st_->current()->trust->summary().warnings);
+    if (cfg_->vpn) {
+      // The TUN, its NAT and the in-tunnel DNS server.
+      st_->vpn = vpn_hub::start(st_, cfg_, ctxs_[0]->get_executor());
+      st_->host->refresh();  // the tunnel address is the host's now
+    }
     st_->idp = std::make_unique<idp_sync>(*st_->log);
     st_->idp->configure(cfg_);
 
@@ -283,10 +293,11 @@ class daemon {
       st_->log->event(spdlog::level::warn, "config_warning", {{"warning", w}});
     try {
       auto rt = make_runtime(l.cfg, own_, st_->host);
-      if (l.cfg->listen != cfg_->listen || l.cfg->admin.listen != cfg_->admin.listen) {
+      if (l.cfg->listen != cfg_->listen || l.cfg->admin.listen != cfg_->admin.listen ||
+          l.cfg->vpn != cfg_->vpn) {
         st_->log->event(
             spdlog::level::warn, "reload_partial",
-            {{"detail", "listen and admin.listen changes take effect at the next restart"}});
+            {{"detail", "listen, admin.listen and vpn changes take effect at the next restart"}});
       }
       log_trust_warnings(rt->trust->summary().warnings);
       st_->set_current(std::move(rt));

@@ -19,6 +19,10 @@
 #include "gateway/state.hpp"
 #include "gateway/target.hpp"
 #include "gateway/tls.hpp"
+#include "gateway/vpn/auth.hpp"
+#include "gateway/vpn/hub.hpp"
+#include "gateway/vpn/tunnel.hpp"
+#include "gateway/vpn/tunnel_session.hpp"
 #include "gateway/watchdog.hpp"
 
 namespace tunnelgate::gateway {
@@ -27,6 +31,22 @@ namespace {
 
 using std::chrono::steady_clock;
 using tls_stream = ssl::stream<tcp::socket>;
+using request_parser = http::request_parser<http::string_body>;
+
+/// SHA-256 of the device certificate (DER), hex: what a VPN cookie is bound to.
+std::string certificate_fingerprint(SSL* ssl) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int len = 0;
+  if (cert == nullptr || X509_digest(cert, EVP_sha256(), md.data(), &len) != 1) return {};
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += digits[md[i] >> 4];
+    out += digits[md[i] & 0x0f];
+  }
+  return out;
+}
 
 std::string admission_text(const admission& a) {
   if (a.reason == "unknown_device") return "this device is not known to the UEM; enroll it first";
@@ -139,6 +159,7 @@ class connection {
       guard.disarm();
       identity_ = *verdict->identity;
       identity_.udid = canonical_udid(identity_.udid);
+      fingerprint_ = certificate_fingerprint(tls_.native_handle());
       st_->stats.handshakes.inc({"ok", "ok"});
       log_warnings(*verdict);
       co_return true;
@@ -193,7 +214,7 @@ class connection {
 
   /// HTTP etiquette: read the device's first request (bounded), then answer and close.
   awaitable<void> refuse_first_request(const admission& a) {
-    http::request_parser<http::empty_body> parser;
+    request_parser parser;
     head_read h = co_await read_head(parser);
     if (!h.gone) {
       res_ = response(admission_status(a), a.reason, admission_text(a), false);
@@ -215,6 +236,10 @@ class connection {
     i.peer = endpoint_text(peer_);
     i.start = std::chrono::system_clock::now();
     entry_->kill = [this] {
+      if (vpn_terminate_) {
+        vpn_terminate_();  // a VPN tunnel says TERMINATE before it closes
+        return;
+      }
       close_socket();
       if (upstream_ != nullptr) {
         boost::system::error_code ignored;
@@ -263,8 +288,9 @@ class connection {
   };
 
   /// Reads one request head into `parser`: raw bytes until scan_request_head() decides (the
-  /// whole head within limits.header_timeout), then exactly those bytes through Beast.
-  awaitable<head_read> read_head(http::request_parser<http::empty_body>& parser) {
+  /// whole head within limits.header_timeout), then exactly those bytes through Beast. Only the
+  /// VPN's `POST /` carries a body (at most vpn::auth::max_body_size, read in the same time).
+  awaitable<head_read> read_head(request_parser& parser) {
     head_read h;
     const auto& lim = limits();
     parser.header_limit(static_cast<std::uint32_t>(lim.header_limit));
@@ -281,30 +307,49 @@ class connection {
       buf_.commit(n);
       if (ec) break;
     }
+    boost::system::error_code parse_ec;
+    if (scan.st == head_scan::state::complete) {
+      const std::string_view raw(static_cast<const char*>(buf_.data().data()), scan.length);
+      if (raw.starts_with("POST ") && st_->vpn) parser.body_limit(vpn::auth::max_body_size);
+      parser.put(net::buffer(buf_.data().data(), scan.length), parse_ec);
+      buf_.consume(scan.length);
+      if (!parse_ec && parser.is_header_done() && !parser.is_done()) {
+        if (parser.chunked() || !parser.content_length()) {
+          parse_ec = http::error::bad_transfer_encoding;
+        } else {
+          const auto want = static_cast<std::size_t>(*parser.content_length());
+          while (buf_.size() < want && !ec) {
+            const std::size_t n = co_await tls_.async_read_some(
+                buf_.prepare(want - buf_.size()), net::redirect_error(use_awaitable, ec));
+            buf_.commit(n);
+          }
+          if (!ec) {
+            parser.put(net::buffer(buf_.data().data(), want), parse_ec);
+            buf_.consume(want);
+          }
+        }
+      }
+    }
     guard.disarm();
     if (scan.st == head_scan::state::refused) {
       h.why = scan.why;
-    } else if (scan.st == head_scan::state::incomplete) {
-      // EOF, reset, timeout or kill before a whole head: a device that went away. A TLS error
-      // in the middle of a head is answered (it is the device's bytes that were wrong).
+    } else if (scan.st == head_scan::state::incomplete || ec) {
+      // EOF, reset, timeout or kill before a whole request: a device that went away. A TLS
+      // error in the middle of a head is answered (it is the device's bytes that were wrong).
       h.gone = !(ec.category() == net::error::get_ssl_category() && buf_.size() > 0);
       if (!h.gone) h.why = refusal::bad_request;
-    } else {
-      parser.put(net::buffer(buf_.data().data(), scan.length), ec);
-      buf_.consume(scan.length);
-      if (ec == http::error::body_limit || ec == http::error::bad_content_length ||
-          ec == http::error::bad_transfer_encoding) {
-        h.why = refusal::body_not_allowed;
-      } else if (ec || !parser.is_header_done()) {
-        h.why = refusal::bad_request;
-        parse_error_ = ec ? ec.message() : "incomplete head";
-      }
+    } else if (parse_ec == http::error::body_limit || parse_ec == http::error::bad_content_length ||
+               parse_ec == http::error::bad_transfer_encoding) {
+      h.why = refusal::body_not_allowed;
+    } else if (parse_ec || !parser.is_done()) {
+      h.why = refusal::bad_request;
+      parse_error_ = parse_ec ? parse_ec.message() : "incomplete request";
     }
     co_return h;
   }
 
   awaitable<void> serve() {
-    std::optional<http::request_parser<http::empty_body>> parser;  // a new one per request
+    std::optional<request_parser> parser;  // a new one per request
     connect_target target;
     bool keep = true;
     while (keep) {
@@ -320,17 +365,30 @@ class connection {
         continue;
       }
       auto& req = parser->get();
-      const bool is_connect = req.method() == http::verb::connect;
+      // The first request tells the paths apart (DESIGN §1): openconnect's CONNECT names the
+      // CSTP tunnel, a per-app CONNECT names HOST:PORT.
+      const bool is_vpn_tunnel =
+          req.method() == http::verb::connect && req.target() == "/CSCOSSLC/tunnel";
+      const bool is_connect = req.method() == http::verb::connect && !is_vpn_tunnel;
+      // Without a `vpn:` section a POST is just a method this gateway does not serve (405).
+      const bool is_vpn_auth =
+          st_->vpn != nullptr && req.method() == http::verb::post && req.target() == "/";
       refusal why = refusal::none;
       if (is_connect) why = parse_connect_target(sv(req.target()), target);
-      if (why == refusal::none)
-        why = check_request_fields(req, limits().max_headers, is_connect ? &target : nullptr);
+      if (why == refusal::none) {
+        why = check_request_fields(req, limits().max_headers, is_connect ? &target : nullptr,
+                                   is_vpn_auth);
+      }
       if (why != refusal::none) {
         refuse(why, "target " + std::string(req.target()));
         keep = co_await answer();
         continue;
       }
-      if (is_connect) {
+      if (is_vpn_tunnel) {
+        keep = co_await handle_vpn_tunnel(req);
+      } else if (is_vpn_auth) {
+        keep = co_await handle_vpn_auth(req);
+      } else if (is_connect) {
         keep = co_await handle_connect(req, target);
       } else if (!req.target().starts_with("/")) {
         // An absolute-form request (a client using us as a plain HTTP proxy): say what to do.
@@ -340,7 +398,7 @@ class connection {
         keep = co_await handle_get(req);
       } else {
         refuse(refusal::method_not_allowed, std::string(req.method_string()));
-        res_.set(http::field::allow, "CONNECT, GET");
+        res_.set(http::field::allow, st_->vpn ? "CONNECT, GET, POST" : "CONNECT, GET");
         keep = co_await answer();
       }
       keep = keep && req.keep_alive();
@@ -384,7 +442,7 @@ class connection {
     return res;
   }
 
-  awaitable<bool> handle_get(const http::request<http::empty_body>& req) {
+  awaitable<bool> handle_get(const http::request<http::string_body>& req) {
     const auto target = std::string(req.target());
     const auto& rules = *now_->cfg->rules;
     const auto app = std::string(req["X-Tunnel-App"]);
@@ -418,7 +476,7 @@ class connection {
   }
 
   // ---- 5. CONNECT ----------------------------------------------------------------------------
-  awaitable<bool> handle_connect(const http::request<http::empty_body>& req,
+  awaitable<bool> handle_connect(const http::request<http::string_body>& req,
                                  const connect_target& t) {
     const std::string app(req["X-Tunnel-App"]);
     const std::string destination = t.authority();
@@ -540,6 +598,172 @@ class connection {
     co_return false;
   }
 
+  // ---- 6. the full-device VPN (OpenConnect protocol, docs/vpn.md) ----------------------------
+  /// `POST /` with the XML auth body: the certificate already proved the device and the UEM
+  /// admitted it, so the answer is at once `complete` with a session cookie bound to this
+  /// device and certificate. openconnect then opens a new connection for the tunnel.
+  awaitable<bool> handle_vpn_auth(const http::request<http::string_body>& req) {
+    const auto parsed = vpn::auth::parse_request(req.body());
+    const auto* set = now_->cfg->rules->select(platform_, {});
+    if (parsed.err != vpn::auth::error::none) {
+      refuse(refusal::vpn_bad_request,
+             "auth body: " + std::string(vpn::auth::to_string(parsed.err)) + " at line " +
+                 std::to_string(parsed.line));
+      co_return co_await answer();
+    }
+    if (set == nullptr || set->m != dtr::mode::full_device) {
+      // openconnect shows the message of a failed auth document and exits cleanly.
+      refuse(refusal::no_rule_set, "no full-device rule set for the VPN");
+      set_auth_answer(
+          vpn::auth::failure(to_string(refusal::no_rule_set),
+                             "no full-device traffic rules apply to this device's platform"));
+      co_return co_await answer();
+    }
+    const auto cookie = st_->vpn->cookies().issue({identity_.udid, fingerprint_});
+    set_auth_answer(vpn::auth::success(cookie));
+    count("vpn-auth");
+    st_->log->event(
+        spdlog::level::info, "vpn_auth",
+        {{"udid", identity_.udid},
+         {"client", parsed.value.version.empty() ? "-" : parsed.value.version},
+         {"device", parsed.value.device.platform.empty() ? "-" : parsed.value.device.platform}});
+    co_return co_await answer();
+  }
+
+  void set_auth_answer(const vpn::auth::answer& a) {
+    res_ = {static_cast<http::status>(a.status), 11};
+    res_.set(http::field::server, "tunnelgate");
+    for (const auto& [k, v] : a.headers)
+      res_.insert(bsv(k), bsv(v));
+    res_.keep_alive(true);
+    res_.body() = a.body;
+    res_.prepare_payload();
+  }
+
+  /// `CONNECT /CSCOSSLC/tunnel` with the cookie: an address, the X-CSTP-* answer, then the
+  /// tunnel until it ends. The connection ends with it.
+  awaitable<bool> handle_vpn_tunnel(const http::request<http::string_body>& req) {
+    if (!st_->vpn) {
+      refuse(refusal::vpn_not_configured);
+      co_return co_await answer();
+    }
+    auto& hub = *st_->vpn;
+    const auto& vpn = hub.settings();
+    const auto found = vpn::auth::find_session_cookie(sv(req[http::field::cookie]));
+    const auto redeemed = found.state == vpn::auth::cookie_result::status::found
+                              ? hub.cookies().redeem(found.value, {identity_.udid, fingerprint_})
+                              : (found.state == vpn::auth::cookie_result::status::missing
+                                     ? cookie_store::refusal::missing
+                                     : cookie_store::refusal::unknown);
+    if (redeemed != cookie_store::refusal::none) {
+      // 401: openconnect says "Cookie was rejected by server" and stops retrying.
+      refuse_as(cookie_store::to_string(redeemed), 401,
+                "the VPN session cookie is not valid: authenticate again", false, {}, {});
+      co_return co_await answer();
+    }
+    vpn::tunnel::client_request creq;
+    std::string bad_header;
+    for (const auto& f : req) {
+      const auto name = sv(f.name_string());
+      if (!name.starts_with("X-CSTP-") && !name.starts_with("x-cstp-")) continue;
+      if (vpn::tunnel::apply_header(creq, name, sv(f.value())) != vpn::tunnel::request_error::none)
+        bad_header = std::string(name);
+    }
+    if (!bad_header.empty()) {
+      refuse(refusal::vpn_bad_request, "header " + bad_header);
+      co_return co_await answer();
+    }
+    // A reconnecting client asks for its previous address (and refuses another one).
+    vpn::address_pool::lease lease;
+    if (hub.pool().in_use() < vpn.max_sessions) {
+      if (creq.previous_v4) lease = hub.pool().allocate(*creq.previous_v4);
+      if (!lease) lease = hub.pool().allocate();
+    }
+    if (!lease) {
+      refuse(refusal::vpn_full, std::to_string(hub.pool().in_use()) + " addresses in use");
+      res_.set("X-Reason", "no VPN address is free");
+      co_return co_await answer();
+    }
+    const auto mtu = vpn::tunnel::negotiate_mtu(vpn.mtu, 1500, creq, vpn.pool6.has_value());
+    vpn::tunnel::settings ts;
+    ts.ipv4 = net::ip::network_v4(lease.v4(), static_cast<unsigned short>(vpn.pool.prefix));
+    if (lease.v6() && mtu.ipv6) {
+      ts.ipv6 = net::ip::network_v6(*lease.v6(), static_cast<unsigned short>(vpn.pool6->prefix));
+    }
+    ts.mtu = mtu.mtu;
+    ts.base_mtu = mtu.base_mtu;
+    ts.dpd = std::chrono::duration_cast<std::chrono::seconds>(vpn.dpd);
+    ts.keepalive = std::chrono::duration_cast<std::chrono::seconds>(vpn.keepalive);
+    ts.idle_timeout = std::chrono::duration_cast<std::chrono::seconds>(vpn.idle_timeout);
+    if (vpn.dns) ts.dns.emplace_back(hub.tunnel_address());
+    const auto split = vpn_hub::split_for(*now_->cfg->rules, platform_, vpn.mapped_pool);
+    if (!split.full_tunnel) {
+      ts.split_include_v4 = split.include_v4;
+      ts.split_include_v6 = split.include_v6;
+      if (vpn.dns) ts.split_dns = split.dns;
+    }
+    ts.default_domain = vpn.default_domain;
+    http::response<http::empty_body> ok{http::status::ok, 11};
+    ok.reason("CONNECTED");
+    ok.set(http::field::server, "tunnelgate");
+    for (const auto& [k, v] : vpn::tunnel::response_headers(ts))
+      ok.insert(bsv(k), bsv(v));
+    const bool written = co_await write(ok);
+    if (!written || killed()) co_return false;
+    count("vpn");
+    st_->registry.update(entry_->info.id, [&](session_info& i) {
+      i.action = "vpn";
+      i.destination = lease.v4().to_string();
+      i.rule_set = split.full_tunnel ? "full-tunnel" : "split";
+      i.egress = now_->cfg->egress.v4 ? now_->cfg->egress.v4->to_string() : "-";
+    });
+    auto link = std::make_shared<vpn_link>();
+    link->executor = ex_;
+    link->udid = identity_.udid;
+    link->user = identity_.user;
+    link->platform = platform_;
+    link->address = lease.v4();
+    vpn_tunnel_context ctx;
+    ctx.tls = &tls_;
+    ctx.leftover = &buf_;
+    ctx.st = st_;
+    ctx.hub = st_->vpn;
+    ctx.link = link;
+    ctx.entry = entry_.get();
+    ctx.mtu = mtu.mtu;
+    ctx.terminate_hook = &vpn_terminate_;
+    st_->log->event(spdlog::level::info, "vpn_connected",
+                    {{"udid", identity_.udid},
+                     {"address", lease.v4().to_string()},
+                     {"mtu", std::to_string(mtu.mtu)},
+                     {"split_include", std::to_string(ts.split_include_v4.size())},
+                     {"split_dns", std::to_string(ts.split_dns.size())},
+                     {"client", creq.hostname.empty() ? "-" : creq.hostname}});
+    const auto t0 = steady_clock::now();
+    const std::string cookie(found.value);
+    const std::string why = co_await run_vpn_tunnel(&ctx);
+    // A lost connection (not a kill, not the device leaving) may be resumed with the same
+    // cookie, as openconnect does after a network drop.
+    const bool lost =
+        !killed() && (why == "device-closed" || why == "read-failed" || why == "write-failed" ||
+                      why == "write-stalled" || why == "dpd-timeout");
+    hub.cookies().release(cookie, lost);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - t0).count();
+    st_->stats.bytes.inc({"up"}, entry_->counters.up.load());
+    st_->stats.bytes.inc({"down"}, entry_->counters.down.load());
+    st_->log->access({{"kind", "vpn_session"},
+                      {"udid", identity_.udid},
+                      {"user", identity_.user},
+                      {"platform", std::string(dtr::to_string(platform_))},
+                      {"address", lease.v4().to_string()},
+                      {"bytes_up", std::to_string(entry_->counters.up.load())},
+                      {"bytes_down", std::to_string(entry_->counters.down.load())},
+                      {"duration_ms", std::to_string(ms)},
+                      {"result", killed() ? "killed:" + entry_->kill_reason : why}});
+    co_return false;
+  }
+
   /// Log fields naming the rule that decided a flow.
   static log_fields decision_fields(const std::string& app, const std::string& destination,
                                     const dtr::rule_set* set, int rank, int line) {
@@ -632,6 +856,9 @@ class connection {
   beast::flat_buffer buf_;                 ///< bytes from the device not yet consumed
   http::response<http::string_body> res_;  ///< the answer being sent (see the top comment)
   std::string parse_error_;                ///< Beast's message for a bad head (log only)
+  std::string fingerprint_;                ///< SHA-256 of the device certificate, hex
+  /// Set while a VPN tunnel runs: ends it with TERMINATE (the kill hook calls it).
+  std::function<void()> vpn_terminate_;
   std::shared_ptr<session_entry> entry_;
   session_registry::registration registration_;
   tcp::socket* upstream_ = nullptr;  ///< the tunnel's egress socket while one is open

@@ -35,12 +35,15 @@ std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
                                       const std::vector<tcp::endpoint>& own_endpoints,
                                       std::shared_ptr<const host_addresses> host);
 
+class vpn_hub;
+
 struct shared_state {
   session_registry registry;
   metrics stats;
   std::shared_ptr<compliance> comp;
   std::unique_ptr<event_log> log;
   std::unique_ptr<idp_sync> idp;  ///< idp_sync and egress.check_url; set after log
+  std::shared_ptr<vpn_hub> vpn;   ///< the full-device VPN when `vpn:` is configured
   std::atomic<bool> stopping{false};
   /// This host's addresses for the egress policy; the daemon refreshes them.
   std::shared_ptr<host_addresses> host = std::make_shared<host_addresses>();

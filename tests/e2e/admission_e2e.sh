@@ -20,47 +20,18 @@ e2e_setup  # $work (removed at exit unless KEEP_WORK=1), $pids (killed at exit)
 for d in GOOD-1 RECHECK-1 OUTAGE-1 NEW-1; do
   "$bin/tunnelctl" ca issue ca --udid "$d" --user "${d,,}@example.com" --serial "SN-$d" >/dev/null
 done
-mkdir x
-: >x/index.txt
-echo 1000 >x/serial
-cat >x/ca.cnf <<EOF
-[ca]
-default_ca = dev
-[dev]
-database = $work/x/index.txt
-new_certs_dir = $work/x
-serial = $work/x/serial
-policy = any
-unique_subject = no
-[any]
-commonName = optional
-EOF
-# [SUBJ=/...] [SAN=...] bad_cert NAME KEY-SPEC EKU START END DIGEST  (SAN= empty: no SAN at all)
-bad_cert() {
-  local name=$1 keyspec=$2 eku=$3 start=$4 end=$5 md=$6
-  local subj=${SUBJ:-"/O=tunnelgate dev devices/CN=$name/serialNumber=SN-$name"}
-  local san=${SAN-"email:${name,,}@example.com"}
-  openssl req -new -newkey "$keyspec" -nodes -keyout "ca/devices/$name.key" -out "x/$name.csr" \
-    -subj "$subj" 2>/dev/null
-  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\n' \
-    "$eku" >"x/$name.ext"
-  [ -n "$san" ] && echo "subjectAltName=$san" >>"x/$name.ext"
-  openssl ca -batch -config x/ca.cnf -cert ca/ca.pem -keyfile ca/ca.key -in "x/$name.csr" \
-    -out "ca/devices/$name.pem" -startdate "$start" -enddate "$end" -md "$md" \
-    -extfile "x/$name.ext" -notext -preserveDN >/dev/null 2>&1 ||
-    { echo "openssl ca failed for $name"; exit 1; }
-}
-bad_cert EXPIRED-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20200101000000Z 20200201000000Z sha256
-bad_cert FUTURE-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20400101000000Z 20410101000000Z sha256
-bad_cert SERVEREKU-1 ec:<(openssl ecparam -name prime256v1) serverAuth 20250101000000Z 20350101000000Z sha256
-bad_cert RSA1024-1 rsa:1024 clientAuth 20250101000000Z 20350101000000Z sha256
-bad_cert SHA1-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha1
-bad_cert FINE-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
+openssl_ca_setup
+openssl_cert EXPIRED-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20200101000000Z 20200201000000Z sha256
+openssl_cert FUTURE-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20400101000000Z 20410101000000Z sha256
+openssl_cert SERVEREKU-1 ec:<(openssl ecparam -name prime256v1) serverAuth 20250101000000Z 20350101000000Z sha256
+openssl_cert RSA1024-1 rsa:1024 clientAuth 20250101000000Z 20350101000000Z sha256
+openssl_cert SHA1-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha1
+openssl_cert FINE-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
 SUBJ="/O=tunnelgate dev devices/serialNumber=SN-NOUDID" \
-  bad_cert NOUDID-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
-SAN="" bad_cert NOUSER-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
+  openssl_cert NOUDID-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
+SAN="" openssl_cert NOUSER-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
 SUBJ="/O=tunnelgate dev devices/CN=BAD UDID;rm -rf/serialNumber=SN-BADID" \
-  bad_cert BADID-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
+  openssl_cert BADID-1 ec:<(openssl ecparam -name prime256v1) clientAuth 20250101000000Z 20350101000000Z sha256
 # A CRL of the dev CA whose nextUpdate has passed (tls.stale_crl defaults to refuse).
 openssl ca -gencrl -config x/ca.cnf -cert ca/ca.pem -keyfile ca/ca.key -md sha256 \
   -crl_lastupdate 20200101000000Z -crl_nextupdate 20200102000000Z -out x/stale-crl.pem 2>/dev/null ||

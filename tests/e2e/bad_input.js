@@ -112,6 +112,8 @@ const untilHead = (t) => t.includes("\r\n\r\n");
   r = await exchange("CONNECT " + t + " HTTP/1.1\r\nhost: X.Bypass.Test\r\n\r\n", 3000, { until: untilHead });
   check("Host without port, other case: the same authority", reason(r.text) === "bypass", r.text.slice(0, 100));
 
+  r = await exchange("CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: x\r\nCookie: webvpn=0123456789abcdef0123\r\n\r\n", 3000, { until: untilHead });
+  check("openconnect's tunnel request without a vpn section -> 404 vpn-not-configured", statusOf(r.text) === 404 && reason(r.text) === "vpn-not-configured", r.text.slice(0, 80));
   r = await exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 3000, { until: untilHead });
   check("POST -> 405", statusOf(r.text) === 405, r.text.slice(0, 80));
 

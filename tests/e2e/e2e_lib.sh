@@ -61,3 +61,39 @@ metric_at_least() { local v; v=$(metric "$1"); [ -n "$v" ] && [ "$v" -ge "$2" ];
 session_up() {  # session_up UDID PORT : the admin API lists a tunnel of UDID to 127.0.0.1:PORT
   curl -s "http://127.0.0.1:$admin_port/api/v1/sessions" | grep -q "\"udid\":\"$1\".*\"destination\":\"127.0.0.1:$2\""
 }
+
+# openssl_ca_setup: an `openssl ca` configuration (in ./x) over the dev CA in ./ca, for device
+# certificates tunnelctl will not make: expired, other EKUs, weak keys or signatures.
+openssl_ca_setup() {
+  mkdir -p x
+  : >x/index.txt
+  echo 1000 >x/serial
+  cat >x/ca.cnf <<EOF
+[ca]
+default_ca = dev
+[dev]
+database = $work/x/index.txt
+new_certs_dir = $work/x
+serial = $work/x/serial
+policy = any
+unique_subject = no
+[any]
+commonName = optional
+EOF
+}
+# [SUBJ=/...] [SAN=...] openssl_cert NAME KEY-SPEC EKU START END DIGEST  (SAN= empty: no SAN)
+# writes ca/devices/NAME.{pem,key}
+openssl_cert() {
+  local name=$1 keyspec=$2 eku=$3 start=$4 end=$5 md=$6
+  local subj=${SUBJ:-"/O=tunnelgate dev devices/CN=$name/serialNumber=SN-$name"}
+  local san=${SAN-"email:${name,,}@example.com"}
+  openssl req -new -newkey "$keyspec" -nodes -keyout "ca/devices/$name.key" -out "x/$name.csr" \
+    -subj "$subj" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\n' \
+    "$eku" >"x/$name.ext"
+  [ -n "$san" ] && echo "subjectAltName=$san" >>"x/$name.ext"
+  openssl ca -batch -config x/ca.cnf -cert ca/ca.pem -keyfile ca/ca.key -in "x/$name.csr" \
+    -out "ca/devices/$name.pem" -startdate "$start" -enddate "$end" -md "$md" \
+    -extfile "x/$name.ext" -notext -preserveDN >/dev/null 2>&1 ||
+    { echo "openssl ca failed for $name"; exit 1; }
+}

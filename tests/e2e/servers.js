@@ -1,6 +1,8 @@
 // Loopback servers for the end-to-end tests. Each prints "ready PORT" once listening and
-// appends one line per event to stdout. Only loopback addresses are ever used.
-//   node servers.js echo PORT [ADDRESS] HTTP on ADDRESS (a 127.x address; default 127.0.0.1):
+// appends one line per event to stdout. Only loopback addresses are used, or addresses inside
+// network namespaces the calling test created (DNS_ADDRESS below).
+//   node servers.js echo PORT [ADDRESS] HTTP on ADDRESS (loopback, or an address in a network
+//                                      namespace the test made; default 127.0.0.1):
 //                                      "/" answers "peer=<address>", "/slow?ms=N" waits N ms
 //   node servers.js proxy PORT [CREDS] HTTP CONNECT proxy to 127.0.0.1 only; CREDS = user:password
 //   node servers.js dns PORT [NAME=IP[,IP...];...]  UDP name server for *.dns.test (see below),
@@ -21,7 +23,6 @@ if (mode === "echo") {
     else reply();
   });
   const address = creds || "127.0.0.1";
-  if (!address.startsWith("127.")) { console.error("echo: loopback addresses only"); process.exit(2); }
   server.listen(port, address, () => console.log("ready " + server.address().port));
 } else if (mode === "proxy") {
   const server = http.createServer((req, res) => { res.statusCode = 405; res.end(); });
@@ -77,7 +78,6 @@ if (mode === "echo") {
   for (const item of (creds || "").split(";").filter(Boolean)) {
     const [n, ips] = item.split("=");
     const list = ips.split(",");
-    if (!list.every((ip) => ip.startsWith("127."))) { console.error("dns: loopback answers only"); process.exit(2); }
     extra.set(n.toLowerCase(), list);
   }
   sock.on("message", (msg, rinfo) => {
@@ -112,7 +112,7 @@ if (mode === "echo") {
     h.writeUInt16BE(1, 4); h.writeUInt16BE(answers.length, 6);
     sock.send(Buffer.concat([h, question, ...answers]), rinfo.port, rinfo.address);
   });
-  sock.bind(port, "127.0.0.1", () => console.log("ready " + sock.address().port));
+  sock.bind(port, process.env.DNS_ADDRESS || "127.0.0.1", () => console.log("ready " + sock.address().port));
 } else {
   console.error("usage: node servers.js echo|proxy|dns|ip PORT [CREDS|ADDRESS]");
   process.exit(2);

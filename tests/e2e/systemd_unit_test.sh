@@ -13,4 +13,15 @@ if [ -n "$out" ]; then
   echo "$out"
   exit 1
 fi
-echo "deploy/tunnelgate.service: verified"
+# The VPN drop-in, applied on top.
+vpn_conf=$(dirname "$2")/tunnelgate-vpn.conf
+mkdir -p "$work/tunnelgate.service.d"
+cp "$vpn_conf" "$work/tunnelgate.service.d/vpn.conf"
+# By name, so that systemd looks for drop-ins in SYSTEMD_UNIT_PATH.
+out=$(cd "$work" && SYSTEMD_UNIT_PATH="$work:" systemd-analyze verify tunnelgate.service 2>&1)
+if [ -n "$out" ]; then
+  echo "systemd-analyze verify complained with the VPN drop-in:"
+  echo "$out"
+  exit 1
+fi
+echo "deploy/tunnelgate.service (with and without tunnelgate-vpn.conf): verified"

@@ -191,5 +191,59 @@ TEST(DnsAnswer, GarbageNeverCrashes) {
   }
 }
 
+// ---- the server side: queries in, responses out ------------------------------------------------
+
+TEST(DnsServer, ParsesAQueryFromTheStub) {
+  const auto q = parse_query(make_query(0xbeef, "Login.Okta.TEST.", rr_type::aaaa));
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->id, 0xbeef);
+  EXPECT_EQ(q->name, "login.okta.test");
+  EXPECT_EQ(q->type, 28);
+  EXPECT_TRUE(q->recursion_desired);
+}
+
+TEST(DnsServer, RefusesWhatIsNotAQuery) {
+  auto answer_bytes =
+      make_response({1, "a.test", 1, false}, 0, {net::ip::make_address("127.0.0.1")}, 60);
+  EXPECT_FALSE(parse_query(answer_bytes)) << "a response is not a query";
+  auto q = make_query(7, "a.test", rr_type::a);
+  q[2] |= 0x78;  // opcode 15
+  EXPECT_FALSE(parse_query(q));
+  auto two = make_query(7, "a.test", rr_type::a);
+  two[5] = 2;  // QDCOUNT 2 with one question present
+  EXPECT_FALSE(parse_query(two));
+  EXPECT_FALSE(parse_query(bytes{}));
+  EXPECT_FALSE(parse_query(bytes(11, 0)));
+  const auto good = make_query(7, "a.test", rr_type::a);
+  for (std::size_t n = 0; n < good.size(); ++n) {
+    EXPECT_FALSE(parse_query(bytes(good.begin(), good.begin() + static_cast<long>(n))))
+        << "cut at " << n;
+  }
+}
+
+TEST(DnsServer, ResponsesParseAsAnswersToTheQuestion) {
+  const question q{0x1234, "x.okta.test", 1, true};
+  const std::vector<net::ip::address> addrs{net::ip::make_address("100.64.0.7"),
+                                            net::ip::make_address("::1"),
+                                            net::ip::make_address("100.64.0.8")};
+  const auto msg = make_response(q, 0, addrs, 60);
+  const auto a = parse_answer(msg, 0x1234, "x.okta.test", rr_type::a);
+  ASSERT_EQ(a.result, answer::kind::addresses) << a.detail;
+  ASSERT_EQ(a.addresses.size(), 2u) << "only the A records for an A question";
+  EXPECT_EQ(a.addresses[0].to_string(), "100.64.0.7");
+  EXPECT_EQ(a.addresses[1].to_string(), "100.64.0.8");
+  const question q6{9, "x.okta.test", 28, false};
+  const auto a6 = parse_answer(make_response(q6, 0, addrs, 60), 9, "x.okta.test", rr_type::aaaa);
+  ASSERT_EQ(a6.addresses.size(), 1u);
+  EXPECT_EQ(a6.addresses[0].to_string(), "::1");
+  EXPECT_EQ(parse_answer(make_response(q, 3, {}, 60), 0x1234, "x.okta.test", rr_type::a).result,
+            answer::kind::no_name);
+  EXPECT_EQ(parse_answer(make_response(q, 5, {}, 60), 0x1234, "x.okta.test", rr_type::a).result,
+            answer::kind::failure);
+  const auto empty = parse_answer(make_response(q, 0, {}, 60), 0x1234, "x.okta.test", rr_type::a);
+  EXPECT_EQ(empty.result, answer::kind::addresses);
+  EXPECT_TRUE(empty.addresses.empty());
+}
+
 }  // namespace
 }  // namespace tunnelgate::gateway::dns
