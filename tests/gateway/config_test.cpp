@@ -338,5 +338,82 @@ limits: {target_limit: 9000}
                 });
 }
 
+// ---- vpn: ----------------------------------------------------------------------------------
+
+TEST_F(LoadConfig, VpnSectionDefaultsAndValues) {
+  const auto c = expect_ok(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+vpn: {pool: [10.88.0.0/22], mtu: 1300, cookie_ttl: 30s, default_domain: Corp.Example.}
+)");
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->vpn);
+  EXPECT_EQ(c->vpn->tun, "tunnelgate0");
+  EXPECT_EQ(c->vpn->pool.text(), "10.88.0.0/22");
+  EXPECT_EQ(c->vpn->tunnel_address().to_string(), "10.88.0.1");
+  EXPECT_EQ(c->vpn->mapped_pool.text(), "100.64.0.0/16");
+  EXPECT_EQ(c->vpn->mtu, 1300U);
+  EXPECT_EQ(c->vpn->cookie_ttl, milliseconds(30000));
+  EXPECT_EQ(c->vpn->default_domain, "corp.example");
+  EXPECT_TRUE(c->vpn->dns);
+  EXPECT_EQ(c->vpn->max_sessions, 1000U);
+}
+
+TEST_F(LoadConfig, VpnErrorsAreLocated) {
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+vpn:
+  tun: "bad name!"
+  pool: 10.88.0.0/30
+  mapped_pool: 10.88.0.0/16
+  mtu: 100
+  max_sessions: 9
+  bogus: 1
+)",
+                {at(6, 8) + "vpn.tun: an interface name: at most 15 letters, digits, '-', '_' or "
+                            "'.' (e.g. tunnelgate0)",
+                 at(7, 9) + "vpn.pool: 10.88.0.0/30 is too small: the gateway takes the first "
+                            "address; use /29 or larger",
+                 at(8, 16) + "vpn.mapped_pool: 10.88.0.0/16 overlaps the client pool 10.88.0.0/30",
+                 at(9, 8) + "vpn.mtu: expected a whole number from 576 to 9000",
+                 at(10, 17) + "vpn.max_sessions: 9 is more than the pool 10.88.0.0/30 holds (1): "
+                              "enlarge vpn.pool or lower it",
+                 at(11, 3) + "vpn.bogus: unknown key; expected one of: tun, pool, mapped_pool, "
+                             "mtu, dns, default_domain, dpd, keepalive, idle_timeout, "
+                             "cookie_ttl, max_sessions, egress_interface"});
+}
+
+TEST_F(LoadConfig, VpnPoolsAreNeverDestinations) {
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: 127.0.0.2, allow: ["100.64.0.0/10"]}
+vpn: {pool: 10.88.0.0/24}
+)",
+                {at(5, 6) + "vpn: 100.64.0.0/16 overlaps egress.allow 100.64.0.0/10: the VPN's "
+                            "own ranges are never destinations"});
+  const auto c = expect_ok(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+vpn: {pool: 10.88.0.0/24}
+)");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->vpn->max_sessions, 253U) << "the default is capped at what a /24 holds";
+}
+
+TEST_F(LoadConfig, VpnNeedsAnIpv4EgressAddress) {
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: "::1"}
+vpn: {pool: 10.88.0.0/24}
+)",
+                {at(5, 6) + "vpn: the VPN forwards IPv4: egress.address needs an IPv4 address"});
+}
+
 }  // namespace
 }  // namespace tunnelgate::gateway
