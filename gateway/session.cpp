@@ -708,6 +708,10 @@ class connection {
     ok.set(http::field::server, "tunnelgate");
     for (const auto& [k, v] : vpn::tunnel::response_headers(ts))
       ok.insert(bsv(k), bsv(v));
+    // Each frame leaves at once, as ocserv does: a tunnel carries interactive traffic, and
+    // Nagle would hold a frame back until the device acknowledged the one before.
+    boost::system::error_code nodelay_ec;
+    tls_.next_layer().set_option(tcp::no_delay(true), nodelay_ec);
     const bool written = co_await write(ok);
     if (!written || killed()) co_return false;
     count("vpn");

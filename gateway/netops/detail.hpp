@@ -38,7 +38,7 @@ class rtnl {
   std::optional<link_info> find_link(int ifindex);
   /// RTM_DELLINK; returns false when the interface was already gone.
   bool delete_link(int ifindex, const std::string& name_for_errors);
-  void set_mtu_and_up(int ifindex, const std::string& name, unsigned mtu);
+  void set_mtu_and_up(int ifindex, const std::string& name, unsigned mtu, unsigned txqueuelen);
   void add_address(int ifindex, const std::string& name, const ip::network_v4& a);
   void add_address(int ifindex, const std::string& name, const ip::network_v6& a);
   void add_route(int ifindex, const std::string& name, const ip::network_v4& dst);

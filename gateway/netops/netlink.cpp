@@ -175,12 +175,13 @@ bool rtnl::delete_link(int ifindex, const std::string& name_for_errors) {
   return true;
 }
 
-void rtnl::set_mtu_and_up(int ifindex, const std::string& name, unsigned mtu) {
+void rtnl::set_mtu_and_up(int ifindex, const std::string& name, unsigned mtu, unsigned txqueuelen) {
   link_ptr orig(rtnl_link_alloc());
   link_ptr change(rtnl_link_alloc());
   if (!orig || !change) throw std::bad_alloc();
   rtnl_link_set_ifindex(orig.get(), ifindex);
   rtnl_link_set_mtu(change.get(), mtu);
+  if (txqueuelen > 0) rtnl_link_set_txqlen(change.get(), txqueuelen);
   rtnl_link_set_flags(change.get(), IFF_UP);
   if (int err = rtnl_link_change(sk_, orig.get(), change.get(), 0); err < 0)
     fail("setting MTU " + std::to_string(mtu) + " and link up on " + name, err);

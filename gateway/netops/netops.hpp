@@ -60,6 +60,10 @@ struct tun_spec {
   std::string name = "tunnelgate0";
   /// 68..65535; at least 1280 when address6 is set (IPv6 refuses smaller links).
   unsigned mtu = 1400;
+  /// Packets the kernel queues on the device for the gateway to read (0: the kernel's 500).
+  /// Forwarded TCP arrives in bursts (one GRO super-packet becomes dozens of MTU packets); a
+  /// short queue drops them, and TCP through the tunnel collapses.
+  unsigned txqueuelen = 2000;
   /// The gateway's own address on the tunnel and its prefix, e.g. 10.10.0.1/24 (the kernel
   /// adds the route for 10.10.0.0/24 onto the device by itself).
   ip::network_v4 address4;

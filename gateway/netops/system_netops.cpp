@@ -137,7 +137,7 @@ tun_fd system_netops::create_tun(const tun_spec& spec) {
   tun_ifindex_ = link->ifindex;
   try {
     // Up before routes: the kernel refuses a route through a device that is down.
-    rtnl_.set_mtu_and_up(tun_ifindex_, spec.name, spec.mtu);
+    rtnl_.set_mtu_and_up(tun_ifindex_, spec.name, spec.mtu, spec.txqueuelen);
     rtnl_.add_address(tun_ifindex_, spec.name, spec.address4);
     if (spec.address6) rtnl_.add_address(tun_ifindex_, spec.name, *spec.address6);
     for (const auto& r : spec.routes4)
