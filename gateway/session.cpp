@@ -647,6 +647,12 @@ class connection {
       refuse(refusal::vpn_not_configured);
       co_return co_await answer();
     }
+    // The device's state now (from the cache), as for every request.
+    const admission now = co_await st_->comp->check(identity_);
+    if (!now.admitted) {
+      refuse_as(now.reason, admission_status(now), admission_text(now), false, now.detail, {});
+      co_return co_await answer();
+    }
     auto& hub = *st_->vpn;
     const auto& vpn = hub.settings();
     const auto found = vpn::auth::find_session_cookie(sv(req[http::field::cookie]));

@@ -221,6 +221,28 @@ check "... which is not routed into the tunnel" bash -c "! ip netns exec $nc ip 
 check "a name resolving to loopback is refused by the egress policy" test "$(dns_q local.okta.test)" = "error ENOTFOUND"
 check "... logged with the policy's reason" grep -q '"name":"local.okta.test".*"reason":"forbidden-destination".*127.0.0.1 (loopback)' gw.out
 check "AAAA for a tunnel name: no records" test "$(dns_q login.okta.test AAAA)" = "error ENODATA"
+dns_tcp() {  # dns_tcp NAME: rcode and the first A record of an answer over TCP
+  in_c node -e '
+    const name = process.argv[1];
+    const q = Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+      ...name.split(".").map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
+      Buffer.from([0, 0, 1, 0, 1])]);
+    const len = Buffer.alloc(2); len.writeUInt16BE(q.length);
+    const s = require("net").connect(53, "10.77.0.1", () => s.write(Buffer.concat([len, q])));
+    let got = Buffer.alloc(0);
+    s.on("data", (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length < 2 || got.length < 2 + got.readUInt16BE(0)) return;
+      const m = got.subarray(2);
+      const a = m.readUInt16BE(6) > 0 ? m.subarray(m.length - 4).join(".") : "-";
+      console.log("rcode=" + (m[3] & 15) + " a=" + a);
+      process.exit(0);
+    });
+    s.on("error", (e) => console.log("error " + e.code));
+    setTimeout(() => { console.log("timeout"); process.exit(0); }, 3000);' "$1"
+}
+check "the in-tunnel DNS answers over TCP too" test "$(dns_tcp login.okta.test)" = "rcode=0 a=$mapped"
+check "... NXDOMAIN over TCP for a block name" test "$(dns_tcp blocked.okta.test)" = "rcode=3 a=-"
 
 # ---- what no tunnel decision allows is dropped and counted ---------------------------------
 in_c ip route add 10.2.0.4/32 dev tun0
