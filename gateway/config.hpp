@@ -54,8 +54,8 @@ struct admin_config {
 struct limits_config {
   std::size_t max_sessions_per_device = 64;
   std::size_t max_connections = 10000;
-  std::size_t header_limit = 8 * 1024;  ///< request line + headers, bytes
-  std::size_t target_limit = 1024;      ///< request target, bytes (414 beyond)
+  std::size_t header_limit = std::size_t{8} * 1024;  ///< request line + headers, bytes
+  std::size_t target_limit = 1024;                   ///< request target, bytes (414 beyond)
   std::size_t max_headers = 64;
   milliseconds handshake_timeout{10000};
   milliseconds header_timeout{10000};    ///< for each request head

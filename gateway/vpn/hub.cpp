@@ -108,7 +108,7 @@ vpn_hub::~vpn_hub() {
 
 std::shared_ptr<vpn_hub> vpn_hub::start(std::shared_ptr<shared_state> st,
                                         std::shared_ptr<const config> cfg,
-                                        net::any_io_executor ex) {
+                                        const net::any_io_executor& ex) {
   auto h = std::shared_ptr<vpn_hub>(new vpn_hub(std::move(st), std::move(cfg), ex));
   h->setup();
   const auto log_end = [h](const std::exception_ptr& e) {
@@ -179,16 +179,19 @@ void vpn_hub::setup() {
                    {"dns", vpn_.dns ? tunnel_address_.to_string() + ":53" : "off"}});
 }
 
-void vpn_hub::stop() {
+void vpn_hub::stop() noexcept {
   if (stopped_.exchange(true)) return;
   boost::system::error_code ignored;
   if (tun_) tun_->close(ignored);
   if (dns_udp_) dns_udp_->close(ignored);
   if (dns_tcp_) dns_tcp_->close(ignored);
-  if (timer_) timer_->cancel();
-  if (ops_) {
-    for (const auto& problem : ops_->teardown())
+  if (timer_) timer_->cancel(ignored);
+  if (!ops_) return;
+  const auto problems = ops_->teardown();  // never throws
+  try {
+    for (const auto& problem : problems)
       st_->log->event(spdlog::level::err, "vpn_teardown_incomplete", {{"detail", problem}});
+  } catch (...) {  // logging failed at exit: nothing left to tell it to
   }
 }
 

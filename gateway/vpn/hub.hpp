@@ -88,12 +88,13 @@ class vpn_hub : public std::enable_shared_from_this<vpn_hub> {
   /// server and the expiry timer on `ex`. Throws std::runtime_error naming what failed and
   /// the fix (CAP_NET_ADMIN, /dev/net/tun, an address conflict).
   static std::shared_ptr<vpn_hub> start(std::shared_ptr<shared_state> st,
-                                        std::shared_ptr<const config> cfg, net::any_io_executor ex);
+                                        std::shared_ptr<const config> cfg,
+                                        const net::any_io_executor& ex);
   ~vpn_hub();
 
-  /// Stops the reader, the DNS server and the timer, and undoes the host changes. Idempotent;
-  /// call on the hub's executor (or after the io_contexts stopped).
-  void stop();
+  /// Stops the reader, the DNS server and the timer, and undoes the host changes. Idempotent,
+  /// never throws; call on the hub's executor (or after the io_contexts stopped).
+  void stop() noexcept;
 
   const vpn_config& settings() const noexcept { return vpn_; }
   cookie_store& cookies() noexcept { return cookies_; }
@@ -105,13 +106,13 @@ class vpn_hub : public std::enable_shared_from_this<vpn_hub> {
    public:
     attachment() = default;
     attachment(attachment&& o) noexcept
-        : hub_(std::exchange(o.hub_, nullptr)), address_(o.address_) {}
+        : hub_(std::exchange(o.hub_, nullptr)), address_(std::move(o.address_)) {}
     attachment& operator=(attachment&&) = delete;
     ~attachment();
 
    private:
     friend class vpn_hub;
-    attachment(vpn_hub* h, net::ip::address_v4 a) : hub_(h), address_(a) {}
+    attachment(vpn_hub* h, const net::ip::address_v4& a) : hub_(h), address_(a) {}
     vpn_hub* hub_ = nullptr;
     net::ip::address_v4 address_;
   };

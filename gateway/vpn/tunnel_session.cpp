@@ -105,7 +105,7 @@ class tunnel {
     boost::system::error_code ec;
     for (;;) {
       if (!t.frames(r)) break;
-      const auto space = r.prepare(16 * 1024);
+      const auto space = r.prepare(std::size_t{16} * 1024);
       const std::size_t n = co_await t.c_->tls->async_read_some(
           net::buffer(space.data(), space.size()), net::redirect_error(use_awaitable, ec));
       if (ec) {
