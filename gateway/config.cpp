@@ -1,5 +1,7 @@
 #include "gateway/config.hpp"
 
+#include "gateway/vpn/tunnel.hpp"
+
 #include <openssl/ssl.h>
 #include <yaml-cpp/yaml.h>
 
@@ -694,7 +696,8 @@ class loader {
     if (!map(n, "vpn")) return;
     keys(n, "vpn",
          {"tun", "pool", "mapped_pool", "mtu", "dns", "default_domain", "dpd", "keepalive",
-          "idle_timeout", "cookie_ttl", "max_sessions", "egress_interface"});
+          "idle_timeout", "cookie_ttl", "max_sessions", "max_tunnels_per_device",
+          "egress_interface"});
     vpn_config v;
     v.pool = {net::ip::make_address("10.77.0.0"), 24};
     v.mapped_pool = {net::ip::make_address("100.64.0.0"), 16};
@@ -736,11 +739,11 @@ class loader {
           v.pool = *c;
           have4 = true;
         } else {
-          if (v.pool6) error(items[i], "vpn.pool", "a second IPv6 pool; give one per family");
-          if (c->prefix > 120) {
-            error(items[i], "vpn.pool", c->text() + " is too small: use /120 or larger");
-          }
-          v.pool6 = *c;
+          // Refused rather than half-done: the data path forwards IPv4 only so far.
+          error(items[i], "vpn.pool",
+                c->text() +
+                    ": IPv6 client pools are not carried by the VPN yet (docs/vpn.md); "
+                    "give an IPv4 pool only");
         }
       }
       if (!have4 && p) {
@@ -800,8 +803,9 @@ class loader {
     if (auto d = n["default_domain"]) {
       if (auto t = text(d, "vpn.default_domain")) {
         auto name = dtr::normalize_host(*t);
-        if (!name) {
-          error(d, "vpn.default_domain", "expected a domain name such as corp.example");
+        if (!name || !vpn::tunnel::valid_domain(name.value())) {
+          error(d, "vpn.default_domain",
+                "expected a domain name such as corp.example (letters, digits, '-' and dots)");
         } else {
           v.default_domain = name.value();
         }
@@ -814,6 +818,14 @@ class loader {
     if (auto m = n["max_sessions"]) {
       if (auto x = number(m, "vpn.max_sessions", 1, 1'000'000))
         v.max_sessions = static_cast<std::size_t>(*x);
+    }
+    if (auto m = n["max_tunnels_per_device"]) {
+      if (auto x = number(m, "vpn.max_tunnels_per_device", 1, 64))
+        v.max_tunnels_per_device = static_cast<std::size_t>(*x);
+    }
+    if (v.dpd < std::chrono::seconds(1) || v.keepalive < std::chrono::seconds(1)) {
+      // The protocol counts them in whole seconds.
+      error(n, "vpn", "dpd and keepalive must be at least 1s");
     }
     // Network, broadcast and the gateway's own address are never handed out.
     const auto capacity =

@@ -94,6 +94,8 @@ struct vpn_config {
   milliseconds idle_timeout{1'800'000};
   milliseconds cookie_ttl{60'000};
   std::size_t max_sessions = 1000;
+  std::size_t max_tunnels_per_device =
+      2;  ///< a device's tunnels at once (ocserv's max-same-clients)
   /// The interface replies arrive on when the egress address sits on loopback or a dummy
   /// (empty: the interface holding egress.address).
   std::string egress_interface;

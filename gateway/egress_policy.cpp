@@ -238,6 +238,8 @@ std::string_view to_string(egress_block b) noexcept {
       return "allowed";
     case egress_block::own_listener:
       return "own-listener";
+    case egress_block::vpn_range:
+      return "vpn-range";
     case egress_block::denied:
       return "egress-deny";
     case egress_block::loopback:
@@ -302,6 +304,7 @@ egress_block egress_policy::common(const net::ip::address& a, std::uint16_t port
     return false;
   };
   if (is_own(a) || is_own(reached)) return egress_block::own_listener;
+  if (any_contains(o_.never, a) || any_contains(o_.never, reached)) return egress_block::vpn_range;
   if (any_contains(o_.deny, a) || any_contains(o_.deny, reached)) return egress_block::denied;
   allowed = any_contains(o_.allow, a) || any_contains(o_.allow, reached);
   if (allowed) return egress_block::none;

@@ -2,7 +2,8 @@
 // addresses actually used. Every address a destination resolves to passes check() before a
 // socket is opened (and, with the VPN, every packet's destination), whatever the rules said
 // about the name:
-//   * always refused: the gateway's own listening endpoints (device, admin, webhook);
+//   * always refused: the gateway's own listening endpoints (device, admin, webhook), and the
+//     VPN's own ranges (client pools, mapped pool): devices never reach each other;
 //   * refused unless `egress.allow` lists the address (never a rules file): loopback,
 //     unspecified (0.0.0.0/8, ::), link-local (169.254.0.0/16, fe80::/10: cloud metadata),
 //     multicast, broadcast, and every address of this host;
@@ -45,6 +46,7 @@ struct cidr {
 enum class egress_block : std::uint8_t {
   none = 0,
   own_listener,   ///< one of the gateway's own listening endpoints
+  vpn_range,      ///< the VPN's client pool or mapped pool
   denied,         ///< inside an egress.deny range
   loopback,       ///< 127.0.0.0/8, ::1
   unspecified,    ///< 0.0.0.0/8, ::
@@ -99,6 +101,8 @@ struct egress_policy_options {
   /// local address on that port.
   std::vector<tcp::endpoint> own_endpoints;
   std::shared_ptr<const host_addresses> host;  ///< null: no host addresses known
+  /// Ranges no destination may be in, whatever allow and the rules say (the VPN's pools).
+  std::vector<cidr> never;
 };
 
 class egress_policy {

@@ -4,7 +4,9 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <utility>
 
 namespace tunnelgate::gateway {
 
@@ -74,6 +76,19 @@ void event_log::event(spdlog::level::level_enum level, std::string_view name,
                       const log_fields& fields) {
   if (!main_->should_log(level)) return;
   main_->log(level, "{}", format(level, name, fields));
+}
+
+bool log_budget::take(std::uint64_t& suppressed) {
+  const auto now = std::chrono::steady_clock::now();
+  tokens_ = std::min(rate_, tokens_ + rate_ * std::chrono::duration<double>(now - last_).count());
+  last_ = now;
+  if (tokens_ < 1.0) {
+    ++dropped_;
+    return false;
+  }
+  tokens_ -= 1.0;
+  suppressed = std::exchange(dropped_, 0);
+  return true;
 }
 
 void event_log::access(const log_fields& fields) {

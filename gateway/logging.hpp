@@ -3,6 +3,8 @@
 // the text form quotes anything with spaces, quotes or control characters.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -15,6 +17,22 @@
 namespace tunnelgate::gateway {
 
 using log_fields = std::vector<std::pair<std::string, std::string>>;
+
+/// A log budget for lines a hostile client can cause at will (one per refused DNS query, per
+/// new flow): at most `per_second` lines, in bursts of up to `per_second`; the lines over it
+/// are counted and the next line that passes says how many were suppressed. One owner thread.
+class log_budget {
+ public:
+  explicit log_budget(double per_second) : rate_(per_second), tokens_(per_second) {}
+  /// True when a line may be written now; then `suppressed` is how many were dropped before.
+  bool take(std::uint64_t& suppressed);
+
+ private:
+  double rate_;
+  double tokens_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  std::uint64_t dropped_ = 0;
+};
 
 class event_log {
  public:

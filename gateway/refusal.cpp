@@ -44,10 +44,14 @@ constexpr refusal_info table[] = {
     {"proxy-timeout", 504, "the upstream proxy did not answer in time"},
     {"session-limit", 429, "this device has too many open sessions"},
     {"vpn-not-configured", 404, "this gateway offers no full-device VPN"},
-    {"vpn-bad-request", 400, "the VPN request is not valid"},
+    {"vpn-bad-request", 400,
+     "the VPN request is not valid (an auth body or X-CSTP header openconnect would not "
+     "send); use a current openconnect client"},
     {"vpn-full", 503, "no VPN address is free; try again later"},
+    {"vpn-device-limit", 429,
+     "this device has too many VPN tunnels open; disconnect one and retry"},
 };
-static_assert(std::size(table) == static_cast<std::size_t>(refusal::vpn_full) + 1,
+static_assert(std::size(table) == static_cast<std::size_t>(refusal::vpn_device_limit) + 1,
               "one table row per refusal, in enum order");
 
 const refusal_info& info(refusal r) noexcept {

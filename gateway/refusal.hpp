@@ -49,9 +49,11 @@ enum class refusal : std::uint8_t {
   // ---- the session ----
   session_limit,  ///< 429: the device has limits.max_sessions_per_device sessions open
   // ---- the full-device VPN ----
-  vpn_not_configured,  ///< 404: POST / or CONNECT /CSCOSSLC/tunnel without a `vpn:` section
+  vpn_not_configured,  ///< 404: CONNECT /CSCOSSLC/tunnel without a `vpn:` section (a POST
+                       ///< without one is method_not_allowed)
   vpn_bad_request,     ///< 400: an auth body or X-CSTP-* header that is not valid
   vpn_full,            ///< 503: no client address left (vpn.pool, vpn.max_sessions)
+  vpn_device_limit,    ///< 429: the device has vpn.max_tunnels_per_device tunnels open
 };
 
 /// The spelling (X-Tunnel-Reason, logs, metrics). "ok" for none.

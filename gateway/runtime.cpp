@@ -49,6 +49,12 @@ std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
   po.deny = cfg->egress.deny;
   po.own_endpoints = own_endpoints;
   po.host = std::move(host);
+  if (cfg->vpn) {
+    // Devices never reach each other or the gateway's mapped addresses as destinations.
+    po.never.push_back(cfg->vpn->pool);
+    po.never.push_back(cfg->vpn->mapped_pool);
+    if (cfg->vpn->pool6) po.never.push_back(*cfg->vpn->pool6);
+  }
   rt->policy = std::make_shared<const egress_policy>(std::move(po));
   if (auto err = check_egress_addresses(rt->egress); !err.empty()) {
     throw std::runtime_error(cfg->file.string() + ": " + err);

@@ -184,7 +184,7 @@ class daemon {
     log_trust_warnings(st_->current()->trust->summary().warnings);
     if (cfg_->vpn) {
       // The TUN, its NAT and the in-tunnel DNS server.
-      st_->vpn = vpn_hub::start(st_, cfg_, ctxs_[0]->get_executor());
+      st_->vpn = vpn_hub::start(st_.get(), cfg_, ctxs_[0]->get_executor());
       st_->host->refresh();  // the tunnel address is the host's now
     }
     st_->idp = std::make_unique<idp_sync>(*st_->log);

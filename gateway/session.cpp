@@ -603,6 +603,12 @@ class connection {
   /// admitted it, so the answer is at once `complete` with a session cookie bound to this
   /// device and certificate. openconnect then opens a new connection for the tunnel.
   awaitable<bool> handle_vpn_auth(const http::request<http::string_body>& req) {
+    // The device's state now (from the cache), as for every request.
+    const admission now = co_await st_->comp->check(identity_);
+    if (!now.admitted) {
+      refuse_as(now.reason, admission_status(now), admission_text(now), false, now.detail, {});
+      co_return co_await answer();
+    }
     const auto parsed = vpn::auth::parse_request(req.body());
     const auto* set = now_->cfg->rules->select(platform_, {});
     if (parsed.err != vpn::auth::error::none) {
@@ -620,6 +626,10 @@ class connection {
       co_return co_await answer();
     }
     const auto cookie = st_->vpn->cookies().issue({identity_.udid, fingerprint_});
+    if (cookie.empty()) {
+      refuse(refusal::vpn_full, "the cookie store is full");
+      co_return co_await answer();
+    }
     set_auth_answer(vpn::auth::success(cookie));
     count("vpn-auth");
     st_->log->event(
@@ -656,11 +666,14 @@ class connection {
     auto& hub = *st_->vpn;
     const auto& vpn = hub.settings();
     const auto found = vpn::auth::find_session_cookie(sv(req[http::field::cookie]));
-    const auto redeemed = found.state == vpn::auth::cookie_result::status::found
-                              ? hub.cookies().redeem(found.value, {identity_.udid, fingerprint_})
-                              : (found.state == vpn::auth::cookie_result::status::missing
-                                     ? cookie_store::refusal::missing
-                                     : cookie_store::refusal::unknown);
+    std::uint64_t replaces = 0;
+    auto redeemed = cookie_store::refusal::unknown;
+    if (found.state == vpn::auth::cookie_result::status::found) {
+      redeemed = hub.cookies().redeem(found.value, {identity_.udid, fingerprint_}, &replaces);
+    } else if (found.state == vpn::auth::cookie_result::status::missing) {
+      redeemed = cookie_store::refusal::missing;
+    }
+    const std::string cookie(found.value);
     if (redeemed != cookie_store::refusal::none) {
       // 401: openconnect says "Cookie was rejected by server" and stops retrying.
       refuse_as(cookie_store::to_string(redeemed), 401,
@@ -679,13 +692,36 @@ class connection {
       refuse(refusal::vpn_bad_request, "header " + bad_header);
       co_return co_await answer();
     }
+    if (replaces != 0) {
+      // The device reconnects while its old tunnel is still up (openconnect gives up on a
+      // silent connection sooner than the gateway): the old one goes, the device keeps its
+      // address.
+      st_->registry.kill(replaces, "replaced");
+      st_->log->event(spdlog::level::info, "vpn_tunnel_replaced",
+                      {{"udid", identity_.udid}, {"old_session", std::to_string(replaces)}});
+    }
+    // A device holds at most vpn.max_tunnels_per_device tunnels (the ticket holds one).
+    auto ticket = hub.take_tunnel(identity_.udid);
+    for (int i = 0; i < 40 && !ticket && replaces != 0; ++i) {
+      co_await pause(std::chrono::milliseconds(50));  // the replaced tunnel is ending
+      ticket = hub.take_tunnel(identity_.udid);
+    }
+    if (!ticket) {
+      hub.cookies().release(cookie, true);  // not the cookie's fault: it may be used again
+      refuse(refusal::vpn_device_limit,
+             std::to_string(vpn.max_tunnels_per_device) + " tunnels of this device are open");
+      co_return co_await answer();
+    }
     // A reconnecting client asks for its previous address (and refuses another one).
     vpn::address_pool::lease lease;
-    if (hub.pool().in_use() < vpn.max_sessions) {
+    for (int i = 0; i < 40 && hub.pool().in_use() < vpn.max_sessions; ++i) {
       if (creq.previous_v4) lease = hub.pool().allocate(*creq.previous_v4);
-      if (!lease) lease = hub.pool().allocate();
+      if (lease || !creq.previous_v4 || replaces == 0) break;
+      co_await pause(std::chrono::milliseconds(50));  // the replaced tunnel still holds it
     }
+    if (!lease && hub.pool().in_use() < vpn.max_sessions) lease = hub.pool().allocate();
     if (!lease) {
+      hub.cookies().release(cookie, true);
       refuse(refusal::vpn_full, std::to_string(hub.pool().in_use()) + " addresses in use");
       res_.set("X-Reason", "no VPN address is free");
       co_return co_await answer();
@@ -712,7 +748,17 @@ class connection {
     http::response<http::empty_body> ok{http::status::ok, 11};
     ok.reason("CONNECTED");
     ok.set(http::field::server, "tunnelgate");
-    for (const auto& [k, v] : vpn::tunnel::response_headers(ts))
+    std::vector<vpn::tunnel::header> headers;
+    try {
+      headers = vpn::tunnel::response_headers(ts);
+    } catch (const std::exception& e) {
+      // The configuration and split_for only pass valid values; if one slips through, the
+      // tunnel is refused with the reason in the log rather than with a silent close.
+      hub.cookies().release(cookie, true);
+      refuse(refusal::vpn_bad_request, std::string("X-CSTP answer: ") + e.what());
+    }
+    if (headers.empty()) co_return co_await answer();
+    for (const auto& [k, v] : headers)
       ok.insert(bsv(k), bsv(v));
     // Each frame leaves at once, as ocserv does: a tunnel carries interactive traffic, and
     // Nagle would hold a frame back until the device acknowledged the one before.
@@ -750,8 +796,10 @@ class connection {
                      {"split_dns", std::to_string(ts.split_dns.size())},
                      {"client", creq.hostname.empty() ? "-" : creq.hostname}});
     const auto t0 = steady_clock::now();
-    const std::string cookie(found.value);
+    hub.cookies().bind(cookie, entry_->info.id);
+    ++st_->stats.active_tunnels;
     const std::string why = co_await run_vpn_tunnel(&ctx);
+    --st_->stats.active_tunnels;
     // A lost connection (not a kill, not the device leaving) may be resumed with the same
     // cookie, as openconnect does after a network drop.
     const bool lost =
@@ -830,6 +878,12 @@ class connection {
   }
 
   // ---- plumbing ------------------------------------------------------------------------------
+  awaitable<void> pause(std::chrono::milliseconds d) {
+    net::steady_timer t(ex_, d);
+    boost::system::error_code ignored;
+    co_await t.async_wait(net::redirect_error(use_awaitable, ignored));
+  }
+
   /// Writes a message to the device within limits.header_timeout; true when written.
   /// `msg` must be a named local or member (no temporaries in a co_await expression).
   template <class Message>

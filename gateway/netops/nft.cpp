@@ -21,6 +21,7 @@
 //     }
 //     chain forward {
 //       type filter hook forward priority filter; policy accept;
+//       iifname "tunnelgate0" oifname "tunnelgate0" counter drop comment "device-to-device"  # F0
 //       iifname "tunnelgate0" ip daddr 100.64.0.0/16 counter drop comment "unmapped"  # F1
 //       iifname "tunnelgate0" ip saddr 10.10.0.0/24 accept                             # F2
 //       iifname "tunnelgate0" ip6 saddr fd00:10::/64 accept                            # F3
@@ -40,6 +41,8 @@
 //     its source (snat to a fixed address rather than masquerade, so it is always the address
 //     published to the identity provider, whatever the route says). Replies are translated
 //     back by conntrack. S2 (only with pool6): the same for IPv6.
+// F0  Devices never reach each other through the gateway (behind the gateway's own decision,
+//     which refuses the VPN's ranges as destinations), whatever a `tunnel` CIDR rule covers.
 // F1  Defence in depth behind the gateway's own per-packet policy: a mapped address without a
 //     live mapping is never forwarded untranslated (after P1 only those still carry a mapped
 //     destination here).
@@ -56,7 +59,7 @@
 //     so the host forwards exactly what it forwarded before plus the VPN. With global IPv6
 //     forwarding (old kernels, allow_global_ipv6_forwarding) F7 is `meta nfproto ipv6 counter
 //     drop` without an interface.
-// The counters of F1, F4, F6 and F7 count dropped packets (`nft list table inet tunnelgate`).
+// The counters of F0, F1, F4, F6 and F7 count dropped packets (`nft list table inet tunnelgate`).
 // The chains accept by default and tunnelgate touches no other table: an accept here cannot
 // override a drop elsewhere (a host firewall with a forward policy of drop must allow the VPN
 // itself), and traffic that does not concern the VPN passes as before.
@@ -175,6 +178,7 @@ std::string ruleset(const nat_spec& s, const ruleset_params& p) {
 
   r += "  chain forward {\n";
   r += "    type filter hook forward priority filter; policy accept;\n";
+  r += "    iifname " + tun + " oifname " + tun + " counter drop comment \"device-to-device\"\n";
   r += "    iifname " + tun + " ip daddr " + mapped + " counter drop comment \"unmapped\"\n";
   r += "    iifname " + tun + " ip saddr " + pool4 + " accept\n";
   if (s.pool6)

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <stdexcept>
+#include <utility>
 
 namespace tunnelgate::gateway {
 
@@ -56,12 +57,25 @@ std::string cookie_store::issue(const grant& g) {
     throw std::runtime_error("RAND_bytes failed: no randomness for a VPN cookie");
   // Hex keeps the cookie a plain token in any header or XML it travels in.
   std::string cookie = hex(raw.data(), raw.size());
+  auto h = sha256_hex(cookie);
   std::lock_guard lock(mutex_);
-  by_hash_[sha256_hex(cookie)] = entry{g, now_() + ttl_, refusal::none};
+  if (by_hash_.size() >= max_cookies) return {};
+  auto& mine = issued_[g.udid];
+  // A device that keeps asking holds at most max_per_device redeemable cookies.
+  while (mine.size() >= max_per_device) {
+    if (const auto it = by_hash_.find(mine.front());
+        it != by_hash_.end() && it->second.state == refusal::none) {
+      it->second.state = refusal::revoked;
+    }
+    mine.pop_front();
+  }
+  mine.push_back(h);
+  by_hash_[std::move(h)] = entry{g, now_() + ttl_, refusal::none};
   return cookie;
 }
 
-cookie_store::refusal cookie_store::redeem(std::string_view cookie, const grant& presenter) {
+cookie_store::refusal cookie_store::redeem(std::string_view cookie, const grant& presenter,
+                                           std::uint64_t* replaces) {
   if (cookie.empty()) return refusal::missing;
   const auto h = sha256_hex(cookie);
   std::lock_guard lock(mutex_);
@@ -76,6 +90,12 @@ cookie_store::refusal cookie_store::redeem(std::string_view cookie, const grant&
     e.resumable = false;
     return refusal::none;
   }
+  if (e.state == refusal::used && e.holder != 0 && replaces != nullptr) {
+    if (e.g.udid != presenter.udid || e.g.fingerprint != presenter.fingerprint)
+      return refusal::mismatch;
+    *replaces = std::exchange(e.holder, 0);
+    return refusal::none;
+  }
   if (e.state != refusal::none) return e.state;
   if (now_() >= e.expires) return refusal::expired;
   // Stolen? The cookie is used up either way: whoever holds it cannot try again.
@@ -84,11 +104,18 @@ cookie_store::refusal cookie_store::redeem(std::string_view cookie, const grant&
   return same ? refusal::none : refusal::mismatch;
 }
 
+void cookie_store::bind(std::string_view cookie, std::uint64_t id) {
+  const auto h = sha256_hex(cookie);
+  std::lock_guard lock(mutex_);
+  if (const auto it = by_hash_.find(h); it != by_hash_.end()) it->second.holder = id;
+}
+
 void cookie_store::release(std::string_view cookie, bool resumable) {
   const auto h = sha256_hex(cookie);
   std::lock_guard lock(mutex_);
   const auto it = by_hash_.find(h);
   if (it == by_hash_.end() || it->second.state != refusal::used) return;
+  it->second.holder = 0;
   it->second.resumable = resumable;
   if (resumable) it->second.expires = now_() + ttl_;
 }
@@ -97,6 +124,7 @@ void cookie_store::revoke_device(const std::string& udid) {
   std::lock_guard lock(mutex_);
   for (auto& [h, e] : by_hash_) {
     if (e.g.udid != udid) continue;
+    e.holder = 0;  // a revoked device's tunnel cannot be taken over
     if (e.state == refusal::none) e.state = refusal::revoked;
     if (e.state == refusal::used && e.resumable) {
       e.state = refusal::revoked;
@@ -109,6 +137,14 @@ std::size_t cookie_store::sweep() {
   std::lock_guard lock(mutex_);
   const auto now = now_();
   std::size_t n = 0;
+  // Only redeemable cookies count against a device's allowance.
+  for (auto it = issued_.begin(); it != issued_.end();) {
+    std::erase_if(it->second, [this](const std::string& h) {
+      const auto e = by_hash_.find(h);
+      return e == by_hash_.end() || e->second.state != refusal::none;
+    });
+    it = it->second.empty() ? issued_.erase(it) : std::next(it);
+  }
   for (auto it = by_hash_.begin(); it != by_hash_.end();) {
     // Kept one more lifetime, so a late or repeated use is told "expired" or "used", not
     // "unknown"; memory stays bounded by the issue rate times two lifetimes.

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -44,13 +45,27 @@ class cookie_store {
       clock::duration ttl, std::function<clock::time_point()> now = [] { return clock::now(); })
       : ttl_(ttl), now_(std::move(now)) {}
 
-  /// A new cookie for `g`, valid for the store's lifetime setting.
+  /// Unredeemed cookies a device may hold: issuing one more revokes its oldest.
+  static constexpr std::size_t max_per_device = 8;
+  /// Cookies kept in all (tombstones included): beyond it issue() refuses.
+  static constexpr std::size_t max_cookies = 200'000;
+
+  /// A new cookie for `g`, valid for the store's lifetime setting; empty when the store is
+  /// full (the caller answers 503).
   std::string issue(const grant& g);
 
   /// Redeems `cookie` for the device `presenter` (identity and certificate of the connection
   /// presenting it). Single use: a second redeem of the same cookie gives `used`, unless the
   /// tunnel it opened was lost and released it as resumable (below).
-  refusal redeem(std::string_view cookie, const grant& presenter);
+  /// `replaces`: when the same device and certificate present a cookie whose tunnel is still
+  /// up (openconnect gives up on a silent connection before the gateway does, and reconnects
+  /// with the same cookie), the redeem succeeds and *replaces is the id of that tunnel's
+  /// session, which the caller ends (ocserv does the same). Without `replaces`, that is `used`.
+  refusal redeem(std::string_view cookie, const grant& presenter,
+                 std::uint64_t* replaces = nullptr);
+
+  /// The tunnel opened with `cookie` runs as session `id` (for redeem's `replaces`).
+  void bind(std::string_view cookie, std::uint64_t id);
 
   /// The tunnel opened with `cookie` ended. `resumable`: it was lost (the connection dropped,
   /// no DPD answer) rather than ended on purpose, so the same device and certificate may
@@ -73,11 +88,14 @@ class cookie_store {
     clock::time_point expires;
     refusal state = refusal::none;  ///< none: redeemable; used or revoked: a tombstone
     bool resumable = false;         ///< used, but released for one reconnect
+    std::uint64_t holder = 0;       ///< the session of the tunnel it opened, while it runs
   };
   clock::duration ttl_;
   std::function<clock::time_point()> now_;
   mutable std::mutex mutex_;
   std::map<std::string, entry, std::less<>> by_hash_;  ///< SHA-256(cookie), hex
+  /// udid -> hashes of the cookies issued to it, oldest first (may hold stale hashes).
+  std::map<std::string, std::deque<std::string>, std::less<>> issued_;
 };
 
 }  // namespace tunnelgate::gateway

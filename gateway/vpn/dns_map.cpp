@@ -139,7 +139,10 @@ dns_map::map_result dns_map::map(std::string_view name, std::vector<boost::asio:
     e.expires = std::max(e.expires, now + ttl);
     if (idle) s.idle.insert({e.expires, a});
     e.rule = std::move(rule);
-    if (e.real != real) {
+    // Never re-point an address that flows still use: their verdicts were decided on the old
+    // real address, and conntrack would send their next new flow to the new one undecided.
+    // The name keeps its old (checked) target until its flows end.
+    if (e.real != real && e.open_flows == 0) {
       e.real = std::move(real);
       r.changes.push_back({dns_map_change::kind::update, e.lease.v4(), e.real, e.name});
     }
@@ -149,7 +152,9 @@ dns_map::map_result dns_map::map(std::string_view name, std::vector<boost::asio:
 
   auto lease = s.pool.allocate();
   while (!lease) {
-    if (s.idle.empty()) {
+    // Only an entry past its expiry may be reused: a device may still hold an unexpired
+    // answer, and must not find its address now standing for somebody else's name.
+    if (s.idle.empty() || s.idle.begin()->first > now) {
       r.err = error::exhausted;
       return r;
     }

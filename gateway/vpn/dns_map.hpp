@@ -9,9 +9,12 @@
 // - an entry lives until it has no open flow and is past its expiry, which is the later of
 //   (last DNS answer + the TTL given in it) and (end of its last flow + `linger`);
 // - flows hold an entry open through a `flow` handle (RAII reference count);
-// - when every mapped address is taken, an entry without open flows is evicted: the one that
-//   expires first (with equal TTLs, the least recently used); with none, mapping fails and
-//   the DNS server answers SERVFAIL.
+// - when every mapped address is taken, an entry without open flows that is past its expiry
+//   is evicted (the one that expired first); with none, mapping fails and the DNS server
+//   answers SERVFAIL: an unexpired answer a device may still hold never comes to stand for
+//   another name;
+// - a name answered again with other real addresses keeps its old target while flows to it
+//   are open (their verdicts were decided on it); the new target applies once they end.
 //
 // Every change the DNAT map needs (add, update, remove) is returned, in order, by the call that
 // made it: map() and expire(). The table itself does no I/O. Thread-safe: one mutex, held for

@@ -5,6 +5,7 @@
 #include "gateway/dns.hpp"
 #include "gateway/netops/netops.hpp"
 #include "gateway/state.hpp"
+#include "gateway/vpn/tunnel.hpp"
 #include "gateway/watchdog.hpp"
 
 namespace tunnelgate::gateway {
@@ -90,9 +91,8 @@ std::string_view to_string(vpn_drop d) noexcept {
   return "dropped";
 }
 
-vpn_hub::vpn_hub(std::shared_ptr<shared_state> st, std::shared_ptr<const config> cfg,
-                 net::any_io_executor ex)
-    : st_(std::move(st)),
+vpn_hub::vpn_hub(shared_state* st, std::shared_ptr<const config> cfg, net::any_io_executor ex)
+    : st_(st),
       cfg_(std::move(cfg)),
       vpn_(*cfg_->vpn),
       ex_(std::move(ex)),
@@ -106,10 +106,9 @@ vpn_hub::~vpn_hub() {
   stop();
 }
 
-std::shared_ptr<vpn_hub> vpn_hub::start(std::shared_ptr<shared_state> st,
-                                        std::shared_ptr<const config> cfg,
+std::shared_ptr<vpn_hub> vpn_hub::start(shared_state* st, std::shared_ptr<const config> cfg,
                                         const net::any_io_executor& ex) {
-  auto h = std::shared_ptr<vpn_hub>(new vpn_hub(std::move(st), std::move(cfg), ex));
+  auto h = std::shared_ptr<vpn_hub>(new vpn_hub(st, std::move(cfg), ex));
   h->setup();
   const auto log_end = [h](const std::exception_ptr& e) {
     if (!e) return;
@@ -215,6 +214,34 @@ std::shared_ptr<vpn_link> vpn_hub::link_for(const net::ip::address_v4& a) const 
   return it == links_.end() ? nullptr : it->second.lock();
 }
 
+vpn_hub::tunnel_ticket& vpn_hub::tunnel_ticket::operator=(tunnel_ticket&& o) noexcept {
+  if (this != &o) {
+    release();
+    hub_ = std::exchange(o.hub_, nullptr);
+    udid_ = std::move(o.udid_);
+  }
+  return *this;
+}
+
+void vpn_hub::tunnel_ticket::release() noexcept {
+  auto* h = std::exchange(hub_, nullptr);
+  if (h == nullptr) return;
+  std::lock_guard lock(h->tunnels_mutex_);
+  if (auto it = h->tunnels_.find(udid_); it != h->tunnels_.end() && --it->second <= 0)
+    h->tunnels_.erase(it);
+}
+
+vpn_hub::tunnel_ticket vpn_hub::take_tunnel(const std::string& udid) {
+  std::lock_guard lock(tunnels_mutex_);
+  auto& n = tunnels_[udid];
+  if (n >= static_cast<int>(vpn_.max_tunnels_per_device)) {
+    if (n == 0) tunnels_.erase(udid);
+    return {};
+  }
+  ++n;
+  return tunnel_ticket(this, udid);
+}
+
 bool vpn_hub::to_tun(std::span<const std::uint8_t> packet) {
   // One write per packet; the TUN takes whole packets, from any thread.
   const auto n = ::write(tun_fd_, packet.data(), packet.size());
@@ -230,21 +257,35 @@ void vpn_hub::count_drop(vpn_drop d) {
   drops_.inc({std::string(to_string(d))});
 }
 
+awaitable<void> vpn_hub::back_off(std::shared_ptr<vpn_hub> self) {
+  net::steady_timer t(self->ex_, std::chrono::milliseconds(200));
+  boost::system::error_code ignored;
+  co_await t.async_wait(net::redirect_error(use_awaitable, ignored));
+}
+
 awaitable<void> vpn_hub::tun_reader(std::shared_ptr<vpn_hub> self) {
   const std::size_t room = self->vpn_.mtu + 64;
-  for (;;) {
-    std::vector<std::uint8_t> buf(8 + room);
-    boost::system::error_code ec;
+  std::vector<std::uint8_t> buf;
+  boost::system::error_code ec;
+  std::uint64_t failures = 0;
+  while (!self->stopped_) {
+    buf.assign(8 + room, 0);
     const std::size_t n = co_await self->tun_->async_read_some(
         net::buffer(buf.data() + 8, room), net::redirect_error(use_awaitable, ec));
     if (ec) {
       if (self->stopped_ || ec == net::error::operation_aborted ||
           ec == net::error::bad_descriptor) {
-        co_return;
+        break;
       }
       ++self->tun_errors_;
+      if (failures++ == 0) {
+        self->st_->log->event(spdlog::level::err, "vpn_tun_error",
+                              {{"tun", self->vpn_.tun}, {"error", ec.message()}});
+      }
+      co_await back_off(self);
       continue;
     }
+    failures = 0;
     buf.resize(8 + n);
     const auto dst = destination_of({buf.data() + 8, n});
     std::shared_ptr<vpn_link> link;
@@ -253,8 +294,14 @@ awaitable<void> vpn_hub::tun_reader(std::shared_ptr<vpn_hub> self) {
       ++self->no_session_;  // the session ended while the packet was on its way
       continue;
     }
+    if (link->in_flight.load() + n > max_in_flight) {
+      self->count_backlog_drop();  // the device does not read: do not queue work for it
+      continue;
+    }
+    link->in_flight += n;
     ++self->packets_down_;
-    net::post(link->executor, [link, b = std::move(buf)]() mutable {
+    net::post(link->executor, [link, b = std::move(buf), n]() mutable {
+      link->in_flight -= n;
       if (link->deliver) link->deliver(std::move(b));  // cleared when the tunnel ended
     });
   }
@@ -333,6 +380,13 @@ vpn_hub::split vpn_hub::split_for(const dtr::policy& rules, dtr::platform plat,
   const auto* set = rules.select(plat, {});
   if (set == nullptr) return s;
   if (set->default_action == dtr::action::tunnel) s.full_tunnel = true;
+  for (const auto& r : set->rules) {
+    for (const auto& d : r.destinations) {
+      // `tunnel *`: every name is tunnelled, so every name must come to the gateway's DNS.
+      if (d.k == dtr::destination::kind::any_host && r.act == dtr::action::tunnel)
+        s.full_tunnel = true;
+    }
+  }
   s.include_v4.push_back(v4net(mapped_pool));
   for (const auto& r : set->rules) {
     for (const auto& d : r.destinations) {
@@ -358,8 +412,11 @@ vpn_hub::split vpn_hub::split_for(const dtr::policy& rules, dtr::platform plat,
         // DNS domain: only names under okta.com come to our DNS (docs/vpn.md).
         std::string domain = d.value;
         if (!domain.empty() && domain.front() == '.') domain.erase(0, 1);
-        if (!domain.empty() && std::find(s.dns.begin(), s.dns.end(), domain) == s.dns.end())
+        // Only what a DNS search domain can say (dtr allows `_` in names, headers do not).
+        if (vpn::tunnel::valid_domain(domain) &&
+            std::find(s.dns.begin(), s.dns.end(), domain) == s.dns.end()) {
           s.dns.push_back(domain);
+        }
       }
     }
   }
@@ -387,12 +444,17 @@ void vpn_hub::apply(const std::vector<vpn::dns_map_change>& changes) {
   }
 }
 
-awaitable<std::vector<std::uint8_t>> vpn_hub::answer(std::vector<std::uint8_t> query,
-                                                     net::ip::address client) {
+awaitable<std::vector<std::uint8_t>> vpn_hub::answer(const std::vector<std::uint8_t>& query,
+                                                     const net::ip::address& client) {
   std::vector<std::uint8_t> out;
   const auto q = dns::parse_query(query);
-  if (!q) co_return out;  // not a query: no answer (counted below)
   const auto link = client.is_v4() ? link_for(client.to_v4()) : nullptr;
+  if (!q || !link) {
+    // Not a query, or not from a device's tunnel address (a neighbour routing to the tunnel
+    // address): no answer, nothing to log.
+    ++dns_dropped_;
+    co_return out;
+  }
   int rcode = 0;
   std::vector<net::ip::address> addresses;
   std::string decision;
@@ -402,10 +464,7 @@ awaitable<std::vector<std::uint8_t>> vpn_hub::answer(std::vector<std::uint8_t> q
   const auto d =
       link ? rules.evaluate({q->name, dns_decision_port, link->platform, {}}) : dtr::decision{};
   const bool address_question = q->type == 1 || q->type == 28;
-  if (!link) {
-    rcode = 5;
-    decision = "no-session";
-  } else if (d.refused()) {
+  if (d.refused()) {
     rcode = 5;
     decision = std::string(d.refusal);
   } else if (d.act == dtr::action::block) {
@@ -468,54 +527,85 @@ awaitable<std::vector<std::uint8_t>> vpn_hub::answer(std::vector<std::uint8_t> q
     }
   }
   dns_answers_.inc({decision});
-  if (rcode != 0) {
+  std::uint64_t suppressed = 0;
+  if (rcode != 0 && dns_log_.take(suppressed)) {
     st_->log->event(spdlog::level::info, "vpn_dns_refused",
-                    {{"udid", link ? link->udid : "-"},
+                    {{"udid", link->udid},
                      {"client", client.to_string()},
                      {"name", q->name},
                      {"type", std::to_string(q->type)},
                      {"reason", decision},
                      {"rcode", std::to_string(rcode)},
-                     {"detail", detail}});
+                     {"detail", detail},
+                     {"suppressed_before", std::to_string(suppressed)}});
   }
   out = dns::make_response(*q, rcode, addresses, answer_ttl);
   co_return out;
 }
 
+/// Queries answered at once over UDP; more are dropped (the device's resolver asks again).
+constexpr int max_dns_in_flight = 64;
+constexpr int max_dns_tcp_clients = 32;
+
 awaitable<void> vpn_hub::dns_udp(std::shared_ptr<vpn_hub> self) {
   std::array<std::uint8_t, 1500> buf{};
   net::ip::udp::endpoint from;
-  for (;;) {
-    boost::system::error_code ec;
+  boost::system::error_code ec;
+  while (!self->stopped_) {
     const std::size_t n = co_await self->dns_udp_->async_receive_from(
         net::buffer(buf), from, net::redirect_error(use_awaitable, ec));
     if (ec) {
-      if (self->stopped_ || ec == net::error::operation_aborted) co_return;
+      if (self->stopped_ || ec == net::error::operation_aborted) break;
+      co_await back_off(self);
       continue;
     }
-    std::vector<std::uint8_t> q(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
-    auto a = co_await self->answer(std::move(q), from.address());
-    if (a.empty()) continue;
-    if (a.size() > 512) {
-      // Over UDP a classic answer is cut at 512 bytes: keep the header, set TC (the client
-      // asks again over TCP).
-      a.resize(12);
-      a[2] = static_cast<std::uint8_t>(a[2] | 0x02);
-      a[6] = a[7] = a[8] = a[9] = a[10] = a[11] = 0;
+    if (self->dns_in_flight_ >= max_dns_in_flight) {
+      ++self->dns_dropped_;
+      continue;
     }
-    self->dns_udp_->send_to(net::buffer(a), from, 0, ec);
+    // Each query answers on its own, so a name whose resolution times out holds up nobody.
+    ++self->dns_in_flight_;
+    net::co_spawn(
+        self->ex_,
+        dns_udp_query(self, {buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n)}, from),
+        [self](const std::exception_ptr&) { --self->dns_in_flight_; });
   }
 }
 
+awaitable<void> vpn_hub::dns_udp_query(std::shared_ptr<vpn_hub> self,
+                                       std::vector<std::uint8_t> query,
+                                       net::ip::udp::endpoint from) {
+  const auto client = from.address();
+  std::vector<std::uint8_t> a = co_await self->answer(query, client);
+  if (a.size() > 512) {
+    // Over UDP a classic answer stops at 512 bytes: the header and the question, with TC set,
+    // so the device asks again over TCP.
+    if (const auto q = dns::parse_query(query)) {
+      a = dns::make_response(*q, a[3] & 0x0f, {}, answer_ttl);
+      a[2] = static_cast<std::uint8_t>(a[2] | 0x02);
+    }
+  }
+  boost::system::error_code ec;
+  if (!a.empty() && !self->stopped_) self->dns_udp_->send_to(net::buffer(a), from, 0, ec);
+}
+
 awaitable<void> vpn_hub::dns_tcp(std::shared_ptr<vpn_hub> self) {
-  for (;;) {
-    boost::system::error_code ec;
+  boost::system::error_code ec;
+  while (!self->stopped_) {
     tcp::socket s = co_await self->dns_tcp_->async_accept(net::redirect_error(use_awaitable, ec));
     if (ec) {
-      if (self->stopped_ || ec == net::error::operation_aborted) co_return;
+      if (self->stopped_ || ec == net::error::operation_aborted) break;
+      co_await back_off(self);  // EMFILE and the like: do not spin
       continue;
     }
-    net::co_spawn(self->ex_, dns_tcp_client(self, std::move(s)), net::detached);
+    if (self->dns_tcp_clients_ >= max_dns_tcp_clients) {
+      ++self->dns_dropped_;
+      s.close(ec);
+      continue;
+    }
+    ++self->dns_tcp_clients_;
+    net::co_spawn(self->ex_, dns_tcp_client(self, std::move(s)),
+                  [self](const std::exception_ptr&) { --self->dns_tcp_clients_; });
   }
 }
 
@@ -538,7 +628,8 @@ awaitable<void> vpn_hub::dns_tcp_client(std::shared_ptr<vpn_hub> self, tcp::sock
     q.assign(n, 0);
     co_await net::async_read(s, net::buffer(q), net::redirect_error(use_awaitable, ec));
     if (ec) break;
-    a = co_await self->answer(std::move(q), peer.address());
+    const auto client = peer.address();
+    a = co_await self->answer(q, client);
     if (a.empty()) break;
     const std::array<std::uint8_t, 2> out_len{static_cast<std::uint8_t>(a.size() >> 8),
                                               static_cast<std::uint8_t>(a.size() & 0xff)};
@@ -550,13 +641,19 @@ awaitable<void> vpn_hub::dns_tcp_client(std::shared_ptr<vpn_hub> self, tcp::sock
 }
 
 awaitable<void> vpn_hub::expiry(std::shared_ptr<vpn_hub> self) {
-  for (;;) {
+  boost::system::error_code ec;
+  while (!self->stopped_) {
     self->timer_->expires_after(5s);
-    boost::system::error_code ec;
     co_await self->timer_->async_wait(net::redirect_error(use_awaitable, ec));
-    if (self->stopped_) co_return;
-    self->apply(self->map_.expire());
-    self->cookies_.sweep();
+    if (self->stopped_) break;
+    try {
+      self->apply(self->map_.expire());
+      self->cookies_.sweep();
+    } catch (const std::exception& e) {
+      // Logged and tried again at the next tick: expiry must not stop for good.
+      self->st_->log->event(spdlog::level::err, "internal_error",
+                            {{"where", "vpn expiry"}, {"error", e.what()}});
+    }
   }
 }
 
@@ -579,6 +676,12 @@ std::string vpn_hub::render_metrics() const {
   counter("tunnelgate_vpn_packets_no_session_total",
           "Packets from the TUN for an address no session holds", no_session_.load());
   counter("tunnelgate_vpn_tun_errors_total", "Failed TUN reads and writes", tun_errors_.load());
+  counter("tunnelgate_vpn_device_backlog_drops_total",
+          "Packets for a device dropped because it does not read fast enough",
+          device_backlog_drops_.load());
+  counter("tunnelgate_vpn_dns_dropped_total",
+          "DNS queries not answered (not from a device, over the concurrency limits)",
+          dns_dropped_.load());
   gauge("tunnelgate_vpn_addresses_in_use", "Client addresses leased", pool_.in_use());
   gauge("tunnelgate_vpn_addresses_total", "Client addresses in the pool", pool_.size());
   gauge("tunnelgate_vpn_mapped_names", "Host names with a mapped address", map_.size());

@@ -21,6 +21,7 @@
 
 #include "gateway/config.hpp"
 #include "gateway/egress.hpp"
+#include "gateway/logging.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/net.hpp"
 #include "gateway/vpn/cookie_store.hpp"
@@ -48,6 +49,9 @@ struct vpn_link {
   std::string user;
   dtr::platform platform = dtr::platform::windows;
   net::ip::address_v4 address;
+  /// Bytes posted to `executor` and not yet delivered: the TUN reader drops beyond a bound,
+  /// so a device that does not read cannot pile work onto its thread.
+  std::atomic<std::size_t> in_flight{0};
 };
 
 /// Why a packet from a device was not forwarded: the `reason` label of
@@ -84,17 +88,41 @@ struct vpn_verdict {
 
 class vpn_hub : public std::enable_shared_from_this<vpn_hub> {
  public:
+  /// Bytes from the TUN in flight to one session beyond which packets for it are dropped.
+  static constexpr std::size_t max_in_flight = std::size_t{4} << 20;
+
   /// Sets the host up (stale state removed, TUN, NAT) and starts the TUN reader, the DNS
   /// server and the expiry timer on `ex`. Throws std::runtime_error naming what failed and
   /// the fix (CAP_NET_ADMIN, /dev/net/tun, an address conflict).
-  static std::shared_ptr<vpn_hub> start(std::shared_ptr<shared_state> st,
-                                        std::shared_ptr<const config> cfg,
+  /// `st` outlives the hub (it owns it: shared_state::vpn).
+  static std::shared_ptr<vpn_hub> start(shared_state* st, std::shared_ptr<const config> cfg,
                                         const net::any_io_executor& ex);
   ~vpn_hub();
 
   /// Stops the reader, the DNS server and the timer, and undoes the host changes. Idempotent,
-  /// never throws; call on the hub's executor (or after the io_contexts stopped).
+  /// never throws. Call only after the io_contexts stopped (no session may still write to the
+  /// TUN), or at a failed start.
   void stop() noexcept;
+
+  /// A device may hold vpn.max_tunnels_per_device tunnels at once; the ticket holds one.
+  class tunnel_ticket {
+   public:
+    tunnel_ticket() = default;
+    tunnel_ticket(tunnel_ticket&& o) noexcept
+        : hub_(std::exchange(o.hub_, nullptr)), udid_(std::move(o.udid_)) {}
+    tunnel_ticket& operator=(tunnel_ticket&& o) noexcept;
+    ~tunnel_ticket() { release(); }
+    void release() noexcept;
+    explicit operator bool() const noexcept { return hub_ != nullptr; }
+
+   private:
+    friend class vpn_hub;
+    tunnel_ticket(vpn_hub* h, std::string udid) : hub_(h), udid_(std::move(udid)) {}
+    vpn_hub* hub_ = nullptr;
+    std::string udid_;
+  };
+  /// An empty ticket when the device is at its limit.
+  tunnel_ticket take_tunnel(const std::string& udid);
 
   const vpn_config& settings() const noexcept { return vpn_; }
   cookie_store& cookies() noexcept { return cookies_; }
@@ -146,21 +174,27 @@ class vpn_hub : public std::enable_shared_from_this<vpn_hub> {
   std::string render_metrics() const;
 
  private:
-  vpn_hub(std::shared_ptr<shared_state> st, std::shared_ptr<const config> cfg,
-          net::any_io_executor ex);
+  vpn_hub(shared_state* st, std::shared_ptr<const config> cfg, net::any_io_executor ex);
   void setup();
   static awaitable<void> tun_reader(std::shared_ptr<vpn_hub> self);
   static awaitable<void> dns_udp(std::shared_ptr<vpn_hub> self);
+  static awaitable<void> dns_udp_query(std::shared_ptr<vpn_hub> self,
+                                       std::vector<std::uint8_t> query,
+                                       net::ip::udp::endpoint from);
   static awaitable<void> dns_tcp(std::shared_ptr<vpn_hub> self);
   static awaitable<void> dns_tcp_client(std::shared_ptr<vpn_hub> self, tcp::socket s);
   static awaitable<void> expiry(std::shared_ptr<vpn_hub> self);
   /// Answers one DNS query from `client` (a device's tunnel address).
-  awaitable<std::vector<std::uint8_t>> answer(std::vector<std::uint8_t> query,
-                                              net::ip::address client);
+  /// Empty: no answer (not a query, or not from a device's tunnel address).
+  awaitable<std::vector<std::uint8_t>> answer(const std::vector<std::uint8_t>& query,
+                                              const net::ip::address& client);
+  /// Pauses a loop after an error it cannot fix at once (EMFILE, a TUN gone), so it does not
+  /// spin a core.
+  static awaitable<void> back_off(std::shared_ptr<vpn_hub> self);
   void apply(const std::vector<vpn::dns_map_change>& changes);
   std::shared_ptr<vpn_link> link_for(const net::ip::address_v4& a) const;
 
-  std::shared_ptr<shared_state> st_;
+  shared_state* st_;                   ///< owns the hub
   std::shared_ptr<const config> cfg_;  ///< the configuration the hub was set up with
   vpn_config vpn_;
   net::any_io_executor ex_;
@@ -177,6 +211,12 @@ class vpn_hub : public std::enable_shared_from_this<vpn_hub> {
   mutable std::shared_mutex links_mutex_;
   std::map<net::ip::address_v4, std::weak_ptr<vpn_link>> links_;
   std::atomic<bool> stopped_{false};
+  std::mutex tunnels_mutex_;
+  std::map<std::string, int> tunnels_;  ///< udid -> tunnels open
+  // Owned by the hub's executor:
+  int dns_in_flight_ = 0;  ///< UDP queries being answered
+  int dns_tcp_clients_ = 0;
+  log_budget dns_log_{20};
 
   counter_family drops_{"tunnelgate_vpn_dropped_packets_total",
                         "Packets from devices the VPN did not forward, by reason",
@@ -184,6 +224,11 @@ class vpn_hub : public std::enable_shared_from_this<vpn_hub> {
   counter_family dns_answers_{
       "tunnelgate_vpn_dns_answers_total", "In-tunnel DNS answers, by decision", {"decision"}};
   std::atomic<std::uint64_t> packets_up_{0}, packets_down_{0}, no_session_{0}, tun_errors_{0};
+  std::atomic<std::uint64_t> device_backlog_drops_{0}, dns_dropped_{0};
+
+ public:
+  /// Counts a packet from the TUN dropped because its device does not read fast enough.
+  void count_backlog_drop() noexcept { ++device_backlog_drops_; }
 };
 
 }  // namespace tunnelgate::gateway

@@ -34,11 +34,31 @@ class tunnel {
     auto ex = co_await net::this_coro::executor;
     const auto now = steady_clock::now();
     last_rx_ = last_data_ = last_sweep_ = now;
+    // Whatever way run() ends (an exception included), nothing may call into this object
+    // afterwards: the hooks are cleared by this guard's destructor.
+    struct hooks_guard {
+      tunnel* t;
+      ~hooks_guard() {
+        t->link_->deliver = nullptr;
+        *t->c_->terminate_hook = nullptr;
+      }
+    } guard{this};
     link_->deliver = [this](std::vector<std::uint8_t> b) { deliver(std::move(b)); };
     *c_->terminate_hook = [this] { terminate(); };
     // Packets for the device's address come here from now until the tunnel ends.
     const auto attachment = c_->hub->attach(link_);
-    const auto done = [this](const std::exception_ptr&) {
+    const auto done = [this](const std::exception_ptr& e) {
+      if (e) {
+        // A pump failed unexpectedly: log it, end the tunnel (not resumable).
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          c_->st->log->event(spdlog::level::err, "internal_error",
+                             {{"where", "vpn tunnel"}, {"udid", link_->udid}, {"error", x.what()}});
+        }
+        end("internal-error");
+        close();
+      }
       if (--running_ == 0) event_.cancel();
     };
     net::co_spawn(ex, read_loop(this), done);
@@ -51,9 +71,6 @@ class tunnel {
       if (running_ == 0) break;
       tick(steady_clock::now(), vpn);
     }
-    // Nothing may call back into this object after it is gone.
-    link_->deliver = nullptr;
-    *c_->terminate_hook = nullptr;
     co_return end_;
   }
 
@@ -136,7 +153,7 @@ class tunnel {
           break;
         case cstp::type::dpd_req: {
           // Echo the payload, as ocserv does (clients may pad a DPD to probe the MTU).
-          enqueue(cstp::make_frame(cstp::type::dpd_resp, f.payload));
+          (void)enqueue(cstp::make_frame(cstp::type::dpd_resp, f.payload));
           break;
         }
         case cstp::type::disconnect:
@@ -152,6 +169,7 @@ class tunnel {
   }
 
   void packet_from_device(std::span<const std::uint8_t> bytes) {
+    if (closing_) return;  // revoked: not one more packet goes out
     packet::info p;
     const auto& hub = c_->hub;
     if (const auto err = packet::parse(bytes, p); err != packet::error::none) {
@@ -191,7 +209,12 @@ class tunnel {
     auto it = flows_.find(key);
     if (it == flows_.end()) {
       if (flows_.size() >= max_flows) {
-        std::erase_if(flows_, [now](const auto& kv) { return now - kv.second.last > 10s; });
+        // Full: make room at most once a second (a scan per packet would let a device that
+        // sprays new flows burn the thread), else refuse the new flow.
+        if (now - last_full_sweep_ >= 1s) {
+          last_full_sweep_ = now;
+          std::erase_if(flows_, [now](const auto& kv) { return now - kv.second.last > 10s; });
+        }
         if (flows_.size() >= max_flows) {
           hub->count_drop(vpn_drop::flow_table_full);
           return;
@@ -199,6 +222,7 @@ class tunnel {
       }
       auto v = hub->decide(p, *link_, c_->st->current());
       log_flow(p, v);
+      if (!v.allowed()) v.mapping.close();  // a refused flow must not pin a mapped name
       it = flows_.emplace(key, flow{v.drop, std::move(v.mapping), now}).first;
     }
     it->second.last = now;
@@ -213,6 +237,8 @@ class tunnel {
   }
 
   void log_flow(const packet::info& p, const vpn_verdict& v) {
+    std::uint64_t suppressed = 0;
+    if (!flow_log_.take(suppressed)) return;  // a device spraying flows cannot flood the log
     const auto port = p.has_ports ? std::to_string(p.dst_port) : std::string("-");
     const std::string proto = p.protocol == packet::proto::tcp    ? "tcp"
                               : p.protocol == packet::proto::udp  ? "udp"
@@ -249,7 +275,8 @@ class tunnel {
                         {"set", v.rule_set.empty() ? "-" : v.rule_set},
                         {"rank", rank},
                         {"line", v.rule_set.empty() ? "-" : std::to_string(v.line)},
-                        {"detail", v.detail}});
+                        {"detail", v.detail},
+                        {"suppressed_before", std::to_string(suppressed)}});
   }
 
   // ---- TUN -> device ---------------------------------------------------------------------
@@ -258,19 +285,21 @@ class tunnel {
     const auto n = buf.size() - cstp::header_size;
     cstp::write_header(std::span<std::uint8_t, cstp::header_size>(buf.data(), cstp::header_size),
                        cstp::type::data, n);
+    if (!enqueue(std::move(buf))) return;
     c_->entry->counters.down += n;
     last_data_ = steady_clock::now();
-    enqueue(std::move(buf));
   }
 
-  void enqueue(std::vector<std::uint8_t> frame) {
+  /// False when the device's queue is full (the frame is dropped and counted).
+  bool enqueue(std::vector<std::uint8_t> frame) {
     if (queued_bytes_ + frame.size() > max_queue_bytes) {
-      ++dropped_towards_device_;
-      return;
+      c_->hub->count_backlog_drop();
+      return false;
     }
     queued_bytes_ += frame.size();
     queue_.push_back(std::move(frame));
     wake_.cancel();
+    return true;
   }
 
   static awaitable<void> write_loop(tunnel* self) {
@@ -326,7 +355,8 @@ class tunnel {
   bool writing_ = false;
   std::deque<std::vector<std::uint8_t>> queue_;
   std::size_t queued_bytes_ = 0;
-  std::uint64_t dropped_towards_device_ = 0;
+  steady_clock::time_point last_full_sweep_{};
+  log_budget flow_log_{50};  ///< flow log lines per second for this device
   std::uint64_t logged_malformed_ = 0, logged_spoofed_ = 0;
   std::unordered_map<packet::flow_key, flow, packet::flow_key_hash> flows_;
 };

@@ -284,12 +284,18 @@ check "openconnect --authenticate gets a cookie" test -n "$cookie"
 oc reuse1 WIN-2 ca --cookie "$cookie"
 check "the cookie opens a tunnel" wait_for 10 oc_up reuse1
 reuse1_pid=$oc_pid
+# The same device and certificate presenting it again while its tunnel is up is a reconnect
+# (openconnect gives up on a silent connection before the gateway does): the old tunnel goes.
 oc reuse2 WIN-2 ca --cookie "$cookie"
-check "the same cookie again is refused" wait_for 10 oc_gone "$oc_pid"
-check "... as rejected by the server" grep -q "Cookie was rejected" reuse2.out
+check "the same device reconnecting with its cookie takes over" wait_for 10 oc_up reuse2
+check "... and the old tunnel ends" wait_for 5 oc_gone "$reuse1_pid"
+check "... logged" grep -q '"event":"vpn_tunnel_replaced","udid":"WIN-2"' gw.out
+kill "$oc_pid" 2>/dev/null  # openconnect says goodbye (DISCONNECT): the cookie is used up
+wait_for 5 oc_gone "$oc_pid"
+oc reuse3 WIN-2 ca --cookie "$cookie"
+check "a cookie whose tunnel ended is refused" wait_for 10 oc_gone "$oc_pid"
+check "... as rejected by the server" grep -q "Cookie was rejected" reuse3.out
 check "... logged with the reason cookie-used" grep -q '"event":"request_refused","udid":"WIN-2","reason":"cookie-used"' gw.out
-kill "$reuse1_pid" 2>/dev/null
-wait_for 5 oc_gone "$reuse1_pid"
 stolen=$(auth_cookie WIN-2)
 oc thief MAC-1 ca --cookie "$stolen"
 check "a cookie presented with another device's certificate is refused" wait_for 10 oc_gone "$oc_pid"

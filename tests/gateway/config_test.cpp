@@ -383,7 +383,8 @@ vpn:
                               "enlarge vpn.pool or lower it",
                  at(11, 3) + "vpn.bogus: unknown key; expected one of: tun, pool, mapped_pool, "
                              "mtu, dns, default_domain, dpd, keepalive, idle_timeout, "
-                             "cookie_ttl, max_sessions, egress_interface"});
+                             "cookie_ttl, max_sessions, max_tunnels_per_device, "
+                             "egress_interface"});
 }
 
 TEST_F(LoadConfig, VpnPoolsAreNeverDestinations) {
@@ -403,6 +404,18 @@ vpn: {pool: 10.88.0.0/24}
 )");
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->vpn->max_sessions, 253U) << "the default is capped at what a /24 holds";
+}
+
+TEST_F(LoadConfig, VpnRefusesWhatItDoesNotCarry) {
+  expect_errors(R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+vpn: {pool: [10.88.0.0/24, "fd88::/64"], dpd: 500ms}
+)",
+                {at(5, 28) + "vpn.pool: fd88::/64: IPv6 client pools are not carried by the VPN "
+                             "yet (docs/vpn.md); give an IPv4 pool only",
+                 at(5, 6) + "vpn: dpd and keepalive must be at least 1s"});
 }
 
 TEST_F(LoadConfig, VpnNeedsAnIpv4EgressAddress) {

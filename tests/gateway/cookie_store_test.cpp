@@ -88,6 +88,34 @@ TEST_F(CookieStore, ResumeWindowIsOneLifetimeAndRevocationEndsIt) {
   EXPECT_EQ(store.redeem(d, alice), refusal::revoked);
 }
 
+TEST_F(CookieStore, ADeviceHoldsABoundedNumberOfCookies) {
+  std::vector<std::string> issued;
+  for (std::size_t i = 0; i < cookie_store::max_per_device + 3; ++i)
+    issued.push_back(store.issue(alice));
+  for (std::size_t i = 0; i < 3; ++i)
+    EXPECT_EQ(store.redeem(issued[i], alice), refusal::revoked) << "the oldest die";
+  EXPECT_EQ(store.redeem(issued.back(), alice), refusal::none);
+  EXPECT_EQ(store.redeem(store.issue({"DEV-2", "x"}), {"DEV-2", "x"}), refusal::none)
+      << "other devices are not affected";
+}
+
+TEST_F(CookieStore, TheSameDeviceTakesOverItsLiveTunnel) {
+  const auto c = store.issue(alice);
+  ASSERT_EQ(store.redeem(c, alice), refusal::none);
+  store.bind(c, 42);
+  std::uint64_t replaces = 0;
+  EXPECT_EQ(store.redeem(c, {"DEV-2", "aa11"}, &replaces), refusal::mismatch);
+  EXPECT_EQ(store.redeem(c, alice), refusal::used) << "without taking over: used";
+  EXPECT_EQ(store.redeem(c, alice, &replaces), refusal::none);
+  EXPECT_EQ(replaces, 42u) << "the caller ends session 42";
+  replaces = 0;
+  EXPECT_EQ(store.redeem(c, alice, &replaces), refusal::used) << "once";
+  store.bind(c, 43);
+  store.revoke_device("DEV-1");
+  EXPECT_EQ(store.redeem(c, alice, &replaces), refusal::used)
+      << "a revoked device's tunnel is not taken over";
+}
+
 TEST(CookieStoreNames, OneSpellingEach) {
   EXPECT_EQ(cookie_store::to_string(refusal::unknown), "cookie-unknown");
   EXPECT_EQ(cookie_store::to_string(refusal::expired), "cookie-expired");

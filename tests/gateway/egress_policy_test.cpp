@@ -615,6 +615,23 @@ TEST_F(EgressCheck, NoRuleSetForThePlatformRefuses) {
   EXPECT_EQ(v.set, nullptr);
 }
 
+TEST_F(EgressCheck, TheVpnRangesAreNeverDestinations) {
+  // A `tunnel 10.0.0.0/8` rule and even egress.allow cover the client pool: devices still
+  // never reach each other, nor a mapped address as a real destination.
+  egress_policy_options o;
+  o.allow.push_back(must_parse("10.0.0.0/8"));
+  o.never.push_back(must_parse("10.77.0.0/24"));
+  o.never.push_back(must_parse("100.64.0.0/16"));
+  const egress_policy p(std::move(o));
+  EXPECT_EQ(open(p, "10.77.0.3").block, egress_block::vpn_range);
+  EXPECT_EQ(open(p, "::ffff:10.77.0.3").block, egress_block::vpn_range);
+  EXPECT_EQ(open(p, "100.64.0.9").block, egress_block::vpn_range);
+  EXPECT_EQ(p.check_upstream(tcp::endpoint(net::ip::make_address("10.77.0.9"), 3128)).block,
+            egress_block::vpn_range);
+  EXPECT_TRUE(open(p, "10.78.0.1").allowed());
+  EXPECT_EQ(to_string(egress_block::vpn_range), "vpn-range");
+}
+
 TEST_F(EgressCheck, PolicyRefusalsComeBeforeTheRules) {
   const auto p = policy_with({}, {"198.51.100.0/25"});
   EXPECT_EQ(ruled(p, "198.51.100.7").block, egress_block::denied);

@@ -75,6 +75,8 @@ TEST(ruleset, lists_every_rule) {
            "oifname != \"tunnelgate0\" ip saddr 10.10.0.0/24 snat ip to 192.0.2.1",
            "oifname != \"tunnelgate0\" ip6 saddr fd00:10::/64 snat ip6 to 2001:db8:1::1",
            "type filter hook forward priority filter; policy accept;",
+           "iifname \"tunnelgate0\" oifname \"tunnelgate0\" counter drop comment "
+           "\"device-to-device\"",
            "iifname \"tunnelgate0\" ip daddr 100.64.0.0/16 counter drop comment \"unmapped\"",
            "iifname \"tunnelgate0\" ip saddr 10.10.0.0/24 accept",
            "iifname \"tunnelgate0\" ip6 saddr fd00:10::/64 accept",
@@ -326,8 +328,8 @@ TEST_F(in_netns, install_nat_creates_the_table_and_forwarding) {
     EXPECT_EQ(chains[c]["policy"], "accept") << c;
   EXPECT_EQ(rules["prerouting"], 1);
   EXPECT_EQ(rules["postrouting"], 2);
-  // F1-F6 and F7 for gw0 (IPv4; IPv6 too, per interface or global).
-  EXPECT_EQ(rules["forward"], 8);
+  // F0-F6 and F7 for gw0 (IPv4; IPv6 too, per interface or global).
+  EXPECT_EQ(rules["forward"], 9);
 
   const auto text = sh("nft list table inet tunnelgate").out;
   EXPECT_NE(text.find("dnat ip to ip daddr map @mapped4"), std::string::npos) << text;

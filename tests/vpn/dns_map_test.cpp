@@ -164,18 +164,22 @@ TEST(DnsMap, AnExpiredEntryNotYetCollectedIsStillMapped) {
   EXPECT_TRUE(again.changes.empty());
 }
 
-TEST(DnsMap, ExhaustionEvictsTheEntryThatExpiresFirst) {
+TEST(DnsMap, ExhaustionEvictsOnlyExpiredEntries) {
   fake_clock clock;
   auto m = small_map(clock);
   ASSERT_EQ(m.capacity(), 6u);
   std::vector<boost::asio::ip::address_v4> mapped;
   for (int i = 0; i < 6; ++i) {
-    // n0 expires last: it is answered again below; n1 is the least recently used.
+    // n0 expires last: it is answered again below; n1 expires first.
     mapped.push_back(
         m.map("n" + std::to_string(i) + ".example", real({"192.0.2.1"}), okta, 30s).mapped);
     clock.t += 1s;
   }
   m.map("n0.example", real({"192.0.2.1"}), okta, 30s);
+  const auto full = m.map("new.example", real({"192.0.2.7"}), okta, 30s);
+  EXPECT_EQ(full.err, dns_map::error::exhausted)
+      << "no answer a device may still hold is taken back";
+  clock.t = dns_map::clock::time_point{} + 31s;  // n1 (answered at 1 s for 30 s) has expired
   const auto r = m.map("new.example", real({"192.0.2.7"}), okta, 30s);
   ASSERT_EQ(r.err, dns_map::error::none);
   ASSERT_EQ(r.changes.size(), 2u);
@@ -186,6 +190,22 @@ TEST(DnsMap, ExhaustionEvictsTheEntryThatExpiresFirst) {
   EXPECT_EQ(r.mapped, mapped[1]);  // the only free address: reused at once
   EXPECT_FALSE(m.find("n1.example"));
   EXPECT_TRUE(m.find("n0.example"));
+}
+
+TEST(DnsMap, AnAddressWithOpenFlowsKeepsItsTarget) {
+  fake_clock clock;
+  auto m = small_map(clock);
+  const auto a = m.map("a.example", real({"192.0.2.1"}), okta, 30s);
+  auto f = m.open_flow(a.mapped);
+  const auto again = m.map("a.example", real({"10.1.2.3"}), okta, 30s);
+  EXPECT_EQ(again.mapped, a.mapped);
+  EXPECT_TRUE(again.changes.empty()) << "not re-pointed under an open flow";
+  EXPECT_EQ(m.lookup(a.mapped)->real, real({"192.0.2.1"}));
+  f.close();
+  const auto later = m.map("a.example", real({"10.1.2.3"}), okta, 30s);
+  ASSERT_EQ(later.changes.size(), 1u);
+  EXPECT_EQ(later.changes[0].what, kind::update);
+  EXPECT_EQ(m.lookup(a.mapped)->real, real({"10.1.2.3"}));
 }
 
 TEST(DnsMap, EntriesWithFlowsAreNeverEvicted) {
@@ -201,7 +221,8 @@ TEST(DnsMap, EntriesWithFlowsAreNeverEvicted) {
   EXPECT_EQ(r.err, dns_map::error::exhausted);  // the DNS server answers SERVFAIL
   EXPECT_TRUE(r.changes.empty());
   EXPECT_EQ(m.size(), 6u);
-  flows[4].close();  // n4 is past its expiry and has no flow now
+  flows[4].close();  // n4 has no flow now; it lingers, then it is past its expiry
+  clock.t += 2h;
   const auto r2 = m.map("new.example", real({"192.0.2.7"}), okta, 30s);
   ASSERT_EQ(r2.err, dns_map::error::none);
   EXPECT_EQ(r2.changes[0].name, "n4.example");
