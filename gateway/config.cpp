@@ -235,7 +235,7 @@ class loader {
     if (!map(n, "tls")) return;
     keys(n, "tls",
          {"cert", "key", "client_ca", "crl", "min_version", "clock_skew", "stale_crl",
-          "crl_required"});
+          "crl_required", "session_tickets", "session_lifetime", "session_cache_size"});
     auto& t = cfg_->tls;
     for (auto [key, out] :
          {std::pair{"cert", &t.cert}, {"key", &t.key}, {"client_ca", &t.client_ca}}) {
@@ -278,6 +278,29 @@ class loader {
         error(v, "tls.crl_required",
               "true without any tls.crl would refuse every device: add the CA's CRL files, or "
               "set it to false to accept devices without a revocation check");
+      }
+    }
+    if (auto v = n["session_tickets"]) {
+      if (auto x = number(v, "tls.session_tickets", 0, 10)) {
+        t.session_tickets = static_cast<unsigned>(*x);
+      }
+    }
+    if (auto v = n["session_lifetime"]) {
+      milliseconds d{0};
+      duration(v, "tls.session_lifetime", d);
+      if (d > std::chrono::hours(24 * 7)) {
+        error(v, "tls.session_lifetime",
+              "at most 168h (RFC 8446 limits a TLS 1.3 ticket's lifetime to 7 days)");
+      } else if (d.count() != 0) {
+        t.session_lifetime = std::chrono::duration_cast<std::chrono::seconds>(d);
+        if (t.session_lifetime.count() == 0) {
+          error(v, "tls.session_lifetime", "at least 1s");
+        }
+      }
+    }
+    if (auto v = n["session_cache_size"]) {
+      if (auto x = number(v, "tls.session_cache_size", 1, 10000000)) {
+        t.session_cache_size = static_cast<std::size_t>(*x);
       }
     }
     if (auto v = n["stale_crl"]) {

@@ -30,6 +30,11 @@ struct tls_config {
   certauth::stale_crl_policy stale_crl = certauth::stale_crl_policy::refuse;
   /// Refuse (no_crl) certificates whose issuer has no CRL; unset: on iff any CRL is configured.
   std::optional<bool> crl_required;
+  /// TLS 1.3 session tickets sent after a full handshake (0 = no resumption). The tickets are
+  /// stateful: a reference into this process's session cache, never the session itself.
+  unsigned session_tickets = 1;
+  std::chrono::seconds session_lifetime{3600};  ///< a ticket resumes for at most this long
+  std::size_t session_cache_size = 20480;       ///< sessions remembered (oldest dropped first)
 };
 
 struct egress_config {

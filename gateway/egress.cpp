@@ -33,6 +33,18 @@ std::string check_egress_addresses(const egress_options& o) {
 
 namespace {
 
+using bind_address_no_port =
+    net::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>;
+
+/// The gateway's own shortages (never the destination's fault): what ran out, or empty.
+std::string_view local_shortage(const boost::system::error_code& e) {
+  if (e == net::error::no_descriptors || e == boost::system::errc::too_many_files_open_in_system) {
+    return "descriptors";
+  }
+  if (e == net::error::no_memory || e == net::error::no_buffer_space) return "memory";
+  return {};
+}
+
 struct resolve_state {
   explicit resolve_state(const net::any_io_executor& ex) : resolver(ex), done(ex) {}
   tcp::resolver resolver;
@@ -157,8 +169,17 @@ awaitable<dial_result> dial(const egress_options& o, const std::string& host, st
     boost::system::error_code e;
     if (sock.is_open()) sock.close(e);
     sock.open(ep.protocol(), e);
+    // The source port is chosen at connect(), knowing the destination: tunnels to different
+    // destinations share the ephemeral range instead of each taking a port of it at bind().
+    if (!e) sock.set_option(bind_address_no_port(true), e);
     if (!e) sock.bind(tcp::endpoint(*source, 0), e);
     if (e) {
+      if (const auto what = local_shortage(e); !what.empty()) {
+        r.status = refusal::gateway_overloaded;
+        r.exhausted = what;
+        r.detail = "no egress socket: " + e.message() + " (" + std::string(what) + ")";
+        break;  // the gateway's own shortage: no other address will do better
+      }
       r.status = refusal::connect_failed;
       r.detail = "cannot bind to egress address " + source->to_string() + ": " + e.message();
       continue;
@@ -175,13 +196,24 @@ awaitable<dial_result> dial(const egress_options& o, const std::string& host, st
       continue;
     }
     guard.disarm();
+    if (e == boost::system::errc::address_not_available) {
+      // EADDRNOTAVAIL at connect(): every source port towards this destination is taken.
+      r.status = refusal::gateway_overloaded;
+      r.exhausted = "ports";
+      r.detail = "no free source port on " + source->to_string() + " towards " + endpoint_text(ep) +
+                 " (net.ipv4.ip_local_port_range)";
+      continue;
+    }
     if (e) {
-      r.status = refusal::connect_failed;
+      const auto what = local_shortage(e);
+      r.status = what.empty() ? refusal::connect_failed : refusal::gateway_overloaded;
+      r.exhausted = what;
       r.detail = "connecting to " + endpoint_text(ep) + " failed: " + e.message();
       continue;
     }
     r.status = refusal::none;
     r.detail.clear();
+    sock.set_option(tcp::no_delay(true), e);  // relayed bytes go out as they come
     r.remote = ep;
     r.local = sock.local_endpoint(e);
     break;  // not co_return: the watchdog is block-scoped (GCC 12, see session.cpp)

@@ -26,11 +26,13 @@ struct egress_options {
 struct dial_result {
   /// none, or why the dial failed: resolve_failed, resolve_timeout, no_egress_family,
   /// forbidden_destination (or blocked / bypass when every address hit such a CIDR rule),
-  /// connect_failed, connect_timeout, proxy_failed, proxy_timeout.
+  /// connect_failed, connect_timeout, proxy_failed, proxy_timeout; gateway_overloaded when
+  /// the gateway itself ran out of descriptors, memory or source ports (`exhausted` says which).
   refusal status = refusal::none;
-  std::string detail;    ///< what failed, for the log only (the device gets device_text())
-  tcp::endpoint remote;  ///< the endpoint connected to
-  tcp::endpoint local;   ///< the local (egress) endpoint used
+  std::string_view exhausted;  ///< "descriptors", "ports" or "memory" with gateway_overloaded
+  std::string detail;          ///< what failed, for the log only (the device gets device_text())
+  tcp::endpoint remote;        ///< the endpoint connected to
+  tcp::endpoint local;         ///< the local (egress) endpoint used
   /// Every address the egress policy refused, with the reason (for the log).
   std::vector<std::pair<tcp::endpoint, egress_verdict>> refused;
   /// The rule that refused, when status is blocked or bypass (from the first such address).

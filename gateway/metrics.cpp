@@ -59,6 +59,7 @@ std::string metrics::render(std::size_t sessions) const {
   bytes.render(out);
   kills.render(out);
   egress_refusals.render(out);
+  exhausted.render(out);
   uem_lookups.render(out);
   out +=
       "# HELP tunnelgate_uem_lookup_seconds Latency of compliance lookups\n"
@@ -74,6 +75,11 @@ std::string metrics::render(std::size_t sessions) const {
   gauge("tunnelgate_active_sessions", "Admitted device sessions",
         static_cast<std::int64_t>(sessions));
   gauge("tunnelgate_active_tunnels", "Open tunnels", active_tunnels.load());
+  gauge("tunnelgate_descriptor_limit", "Open-file limit of the process (RLIMIT_NOFILE, soft)",
+        descriptor_limit.load());
+  gauge("tunnelgate_tunnel_capacity",
+        "Tunnels the descriptor limit allows (two descriptors each, less a reserve)",
+        tunnel_capacity.load());
   out +=
       "# HELP tunnelgate_uem_devices_forgotten_total Devices dropped from the compliance cache "
       "after a positive TTL without sessions\n"

@@ -51,6 +51,11 @@ struct metrics {
       "Destination addresses the egress policy refused, by reason (loopback, link-local, "
       "private-range, rule-block, ...)",
       {"reason"}};
+  counter_family exhausted{
+      "tunnelgate_resource_exhausted_total",
+      "Connections or tunnels turned away because the gateway ran out of a local resource, by "
+      "where (accept, egress) and resource (descriptors, ports, memory)",
+      {"where", "resource"}};
   counter_family uem_lookups{
       "tunnelgate_uem_lookups_total", "Compliance lookups, by result", {"result"}};
   std::atomic<std::uint64_t> uem_latency_us_sum{0};
@@ -58,6 +63,8 @@ struct metrics {
   std::atomic<std::int64_t> active_tunnels{0};
   std::atomic<std::int64_t> active_connections{0};
   std::atomic<std::uint64_t> devices_forgotten{0};  ///< idle devices dropped from the UEM cache
+  std::atomic<std::int64_t> descriptor_limit{0};    ///< RLIMIT_NOFILE soft limit after start
+  std::atomic<std::int64_t> tunnel_capacity{0};     ///< tunnels that limit allows (2 fds each)
 
   /// The exposition text; `sessions` is the registry's size (the active_sessions gauge).
   std::string render(std::size_t sessions) const;

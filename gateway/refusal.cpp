@@ -50,8 +50,9 @@ constexpr refusal_info table[] = {
     {"vpn-full", 503, "no VPN address is free; try again later"},
     {"vpn-device-limit", 429,
      "this device has too many VPN tunnels open; disconnect one and retry"},
+    {"gateway-overloaded", 503, "the gateway is at capacity; try again later"},
 };
-static_assert(std::size(table) == static_cast<std::size_t>(refusal::vpn_device_limit) + 1,
+static_assert(std::size(table) == static_cast<std::size_t>(refusal::gateway_overloaded) + 1,
               "one table row per refusal, in enum order");
 
 const refusal_info& info(refusal r) noexcept {

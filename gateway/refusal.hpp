@@ -54,6 +54,9 @@ enum class refusal : std::uint8_t {
   vpn_bad_request,     ///< 400: an auth body or X-CSTP-* header that is not valid
   vpn_full,            ///< 503: no client address left (vpn.pool, vpn.max_sessions)
   vpn_device_limit,    ///< 429: the device has vpn.max_tunnels_per_device tunnels open
+  // ---- the gateway itself ----
+  gateway_overloaded,  ///< 503: the gateway is out of descriptors (or another local resource)
+                       ///< for the tunnel's egress socket: never blamed on the destination
 };
 
 /// The spelling (X-Tunnel-Reason, logs, metrics). "ok" for none.

@@ -8,8 +8,12 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <memory>
+#include <type_traits>
+#include <vector>
 
 #include "gateway/net.hpp"
+#include "gateway/tls_socket.hpp"
 
 namespace tunnelgate::gateway {
 
@@ -32,6 +36,9 @@ namespace detail {
 inline tcp::socket& lowest_layer(tcp::socket& s) {
   return s;
 }
+inline tcp::socket& lowest_layer(tls_socket& s) {
+  return s.next_layer();
+}
 template <class S>
 tcp::socket& lowest_layer(ssl::stream<S>& s) {
   return s.next_layer();
@@ -44,10 +51,79 @@ inline bool half_close(tcp::socket& s) {
   s.shutdown(tcp::socket::shutdown_send, ec);
   return !ec;
 }
+inline bool half_close(tls_socket&) {
+  return false;
+}
 template <class S>
 bool half_close(ssl::stream<S>&) {
   return false;
 }
+
+// ---- the two kinds of source: readiness (wait, then read without blocking) or not -------------
+
+/// Streams whose pump waits for readiness before it takes a buffer: an idle tunnel holds none.
+template <class S>
+constexpr bool waits_for_readiness =
+    std::is_same_v<S, tcp::socket> || std::is_same_v<S, tls_socket>;
+
+inline awaitable<void> wait_readable(tls_socket& s, boost::system::error_code& ec) {
+  co_await s.wait_readable(ec);
+}
+inline awaitable<void> wait_readable(tcp::socket& s, boost::system::error_code& ec) {
+  co_await s.async_wait(tcp::socket::wait_read, net::redirect_error(use_awaitable, ec));
+}
+inline std::size_t try_read(tls_socket& s, net::mutable_buffer b, boost::system::error_code& ec) {
+  return s.try_read(b, ec);
+}
+/// The socket is non-blocking (set by the pump): would_block when nothing is there.
+inline std::size_t try_read(tcp::socket& s, net::mutable_buffer b, boost::system::error_code& ec) {
+  return s.read_some(b, ec);
+}
+
+inline awaitable<std::size_t> write_all(tls_socket& s, net::const_buffer b,
+                                        boost::system::error_code& ec) {
+  co_return co_await s.write_all(b, ec);
+}
+template <class S>
+awaitable<std::size_t> write_all(S& s, net::const_buffer b, boost::system::error_code& ec) {
+  co_return co_await net::async_write(s, b, net::redirect_error(use_awaitable, ec));
+}
+
+/// Relay buffers: taken when bytes arrive, given back when the source has nothing more, kept
+/// per thread for the next burst (a few, so a busy thread does not go to malloc every time).
+constexpr std::size_t relay_buffer_size = std::size_t{64} * 1024;
+class relay_buffer {
+ public:
+  relay_buffer() = default;
+  relay_buffer(const relay_buffer&) = delete;
+  relay_buffer& operator=(const relay_buffer&) = delete;
+  ~relay_buffer() { release(); }
+  char* get() {
+    if (!p_) {
+      auto& pool = spare();
+      if (pool.empty()) {
+        p_ = std::make_unique<char[]>(relay_buffer_size);
+      } else {
+        p_ = std::move(pool.back());
+        pool.pop_back();
+      }
+    }
+    return p_.get();
+  }
+  void release() {
+    if (!p_) return;
+    auto& pool = spare();
+    if (pool.size() < 4) pool.push_back(std::move(p_));
+    p_.reset();
+  }
+
+ private:
+  static std::vector<std::unique_ptr<char[]>>& spare() {
+    thread_local std::vector<std::unique_ptr<char[]>> pool;
+    return pool;
+  }
+  std::unique_ptr<char[]> p_;
+};
 
 struct relay_state {
   relay_state(const net::any_io_executor& ex, const bool& k) : event(ex), killed(k) {}
@@ -63,27 +139,60 @@ struct relay_state {
   bool failed = false;
 };
 
+/// One direction. A readiness source: wait (no buffer), then read and write while bytes keep
+/// coming (up to relay_buffer_size gathered from several TLS records per write), then give the
+/// buffer back. Other sources (a TLS upstream proxy) keep a 16 KiB buffer.
 template <class From, class To>
 awaitable<void> pump(From* from, To* to, beast::flat_buffer* leftover,
                      std::atomic<std::uint64_t>* counter, relay_state* st, bool from_device) {
-  std::array<char, std::size_t{16} * 1024> buf{};
   boost::system::error_code ec;
   if (leftover != nullptr && leftover->size() > 0) {
-    const auto n =
-        co_await net::async_write(*to, leftover->data(), net::redirect_error(use_awaitable, ec));
+    const auto n = co_await write_all(*to, leftover->data(), ec);
     *counter += n;
     leftover->consume(leftover->size());
   }
-  while (!ec && !st->end_all && !st->killed) {
-    const auto n =
-        co_await from->async_read_some(net::buffer(buf), net::redirect_error(use_awaitable, ec));
-    if (ec || st->killed) break;
-    st->last_activity = std::chrono::steady_clock::now();
-    co_await net::async_write(*to, net::buffer(buf.data(), n),
-                              net::redirect_error(use_awaitable, ec));
-    if (ec) break;
-    *counter += n;
-    st->last_activity = std::chrono::steady_clock::now();
+  if (leftover != nullptr) leftover->shrink_to_fit();  // the request head's buffer is done
+  if constexpr (waits_for_readiness<From>) {
+    lowest_layer(*from).non_blocking(true, ec);
+    relay_buffer buf;
+    while (!ec && !st->end_all && !st->killed) {
+      co_await wait_readable(*from, ec);
+      if (ec || st->killed) break;
+      for (;;) {
+        char* p = buf.get();
+        std::size_t filled = 0;
+        while (filled < relay_buffer_size) {
+          const auto n = try_read(*from, net::buffer(p + filled, relay_buffer_size - filled), ec);
+          if (ec) break;
+          filled += n;
+        }
+        if (ec == net::error::would_block) ec = {};
+        if (filled == 0 || st->killed) break;
+        st->last_activity = std::chrono::steady_clock::now();
+        boost::system::error_code wec;
+        const auto n = co_await write_all(*to, net::const_buffer(p, filled), wec);
+        *counter += n;
+        if (wec) {
+          ec = wec;
+          break;
+        }
+        st->last_activity = std::chrono::steady_clock::now();
+        if (ec) break;  // the read that ended the gathering failed (EOF, reset): after the write
+      }
+      buf.release();
+    }
+  } else {
+    std::array<char, std::size_t{16} * 1024> buf{};
+    while (!ec && !st->end_all && !st->killed) {
+      const auto n =
+          co_await from->async_read_some(net::buffer(buf), net::redirect_error(use_awaitable, ec));
+      if (ec || st->killed) break;
+      st->last_activity = std::chrono::steady_clock::now();
+      (void)co_await write_all(*to, net::const_buffer(buf.data(), n), ec);
+      if (ec) break;
+      *counter += n;
+      st->last_activity = std::chrono::steady_clock::now();
+    }
   }
   const bool eof = ec == net::error::eof || ec == ssl::error::stream_truncated;
   if (st->killed) {

@@ -1,5 +1,9 @@
 // The daemon: threads (one io_context each, STYLE P7), listeners (SO_REUSEPORT, one acceptor
 // per thread), the admin listener, the compliance service, signals and reloads.
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -8,6 +12,7 @@
 #include "gateway/admin.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/state.hpp"
+#include "gateway/tls.hpp"
 #include "gateway/uem_compliance.hpp"
 #include "gateway/vpn/hub.hpp"
 #include "uem/uem.hpp"
@@ -15,6 +20,10 @@
 namespace tunnelgate::gateway {
 
 namespace {
+
+/// Descriptors kept for everything but tunnels: listeners, the admin API, the UEM client and
+/// webhook, logs, the VPN's TUN and DNS, resolver sockets.
+constexpr std::int64_t descriptor_reserve = 64;
 
 using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
@@ -64,7 +73,15 @@ awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc
     if (ec) {
       if (ec == net::error::operation_aborted || st->stopping || !acc->is_open()) co_return;
       // EMFILE and friends: back off briefly instead of spinning.
-      st->log->event(spdlog::level::err, "accept_failed", {{"error", ec.message()}});
+      const bool fds = ec == net::error::no_descriptors ||
+                       ec == boost::system::errc::too_many_files_open_in_system;
+      if (fds) st->stats.exhausted.inc({"accept", "descriptors"});
+      st->log->event(spdlog::level::err, "accept_failed",
+                     {{"error", ec.message()},
+                      {"detail", fds ? "out of descriptors: the gateway holds "
+                                       "tunnelgate_descriptor_limit open files; raise "
+                                       "LimitNOFILE or add gateways"
+                                     : ""}});
       net::steady_timer t(ex, std::chrono::milliseconds(100));
       co_await t.async_wait(net::redirect_error(use_awaitable, ec));
       continue;
@@ -104,6 +121,7 @@ class daemon {
     st_->log = std::make_unique<event_log>(cfg_->log);
     for (const auto& w : l.warnings)
       st_->log->event(spdlog::level::warn, "config_warning", {{"warning", w}});
+    raise_descriptor_limit();
     try {
       start(*l.uem_cfg);
     } catch (const std::exception& e) {
@@ -211,6 +229,38 @@ class daemon {
                         (cfg_->egress.v6 ? cfg_->egress.v6->to_string() : std::string())}});
   }
 
+  /// Every tunnel holds two descriptors (device, egress): the soft RLIMIT_NOFILE goes up to
+  /// the hard one, and the capacity that implies is logged and exported.
+  void raise_descriptor_limit() {
+    rlimit rl{};
+    std::string note;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+      const auto before = rl.rlim_cur;
+      rl.rlim_cur = rl.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        note = std::string("could not raise the soft limit: ") + std::strerror(errno);
+        rl.rlim_cur = before;
+      }
+    }
+    const auto limit = static_cast<std::int64_t>(std::min<rlim_t>(rl.rlim_cur, 1U << 30));
+    const std::int64_t capacity = std::max<std::int64_t>(0, (limit - descriptor_reserve) / 2);
+    st_->stats.descriptor_limit = limit;
+    st_->stats.tunnel_capacity = capacity;
+    log_fields f{{"limit", std::to_string(limit)},
+                 {"hard_limit", std::to_string(std::min<rlim_t>(rl.rlim_max, 1U << 30))},
+                 {"tunnel_capacity", std::to_string(capacity)},
+                 {"max_connections", std::to_string(cfg_->limits.max_connections)}};
+    if (!note.empty()) f.emplace_back("detail", note);
+    const bool short_of = static_cast<std::int64_t>(cfg_->limits.max_connections) > capacity;
+    if (short_of) {
+      f.emplace_back("warning",
+                     "limits.max_connections exceeds what the descriptor limit holds; raise "
+                     "LimitNOFILE (systemd) or the hard limit (ulimit -Hn), or lower "
+                     "limits.max_connections");
+    }
+    st_->log->event(short_of ? spdlog::level::warn : spdlog::level::info, "descriptor_limit", f);
+  }
+
   void bind(tcp::acceptor& acc, const tcp::endpoint& ep, bool share, const std::string& what) {
     boost::system::error_code ec;
     acc.open(ep.protocol(), ec);
@@ -277,6 +327,7 @@ class daemon {
   /// registered (they compare the generation).
   void trust_changed() {
     ++st_->trust_generation;
+    if (auto rt = st_->current()) flush_sessions(*rt->tls);  // no resumption across the change
     const auto n = st_->registry.recheck_all();
     st_->log->event(spdlog::level::info, "sessions_rechecked",
                     {{"sessions", std::to_string(n)}, {"cause", "trust_changed"}});

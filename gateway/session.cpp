@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <optional>
+#include <sstream>
 
 #include "gateway/refusal.hpp"
 #include "gateway/relay.hpp"
@@ -19,6 +20,7 @@
 #include "gateway/state.hpp"
 #include "gateway/target.hpp"
 #include "gateway/tls.hpp"
+#include "gateway/tls_socket.hpp"
 #include "gateway/vpn/auth.hpp"
 #include "gateway/vpn/hub.hpp"
 #include "gateway/vpn/tunnel.hpp"
@@ -30,7 +32,6 @@ namespace tunnelgate::gateway {
 namespace {
 
 using std::chrono::steady_clock;
-using tls_stream = ssl::stream<tcp::socket>;
 using request_parser = http::request_parser<http::string_body>;
 
 /// SHA-256 of the device certificate (DER), hex: what a VPN cookie is bound to.
@@ -97,6 +98,14 @@ std::string refused_addresses(const dial_result& r) {
   return out;
 }
 
+/// A response as bytes (heads and bodies here are small: one write, one or two TLS records).
+template <class Message>
+std::string serialize(const Message& msg) {
+  std::ostringstream os;
+  os << msg;
+  return std::move(os).str();
+}
+
 class connection {
  public:
   connection(std::shared_ptr<shared_state> st, std::shared_ptr<const runtime> rt, tcp::socket sock)
@@ -152,8 +161,13 @@ class connection {
   awaitable<bool> handshake() {
     boost::system::error_code ec;
     trust_generation_ = st_->trust_generation.load();
+    set_handshake_generation(tls_.native_handle(), trust_generation_);
     watchdog guard(ex_, limits().handshake_timeout, [this] { close_socket(); });
-    co_await tls_.async_handshake(ssl::stream_base::server, net::redirect_error(use_awaitable, ec));
+    co_await tls_.handshake(ec);
+    if (!ec && SSL_session_reused(tls_.native_handle()) == 1) {
+      guard.disarm();
+      co_return resumed();
+    }
     const auto* verdict = handshake_verdict(tls_.native_handle());
     if (!ec && verdict != nullptr && verdict->ok()) {
       guard.disarm();
@@ -186,6 +200,38 @@ class connection {
                     {{"peer", endpoint_text(peer_)}, {"reason", reason}, {"detail", detail}});
     close_socket();
     co_return false;
+  }
+
+  /// A resumed TLS session: the device is who the session remembers, provided no CA or CRL
+  /// changed since that handshake; otherwise (or when the session remembers nothing) its
+  /// certificate is verified now against the current trust store, as a full handshake would.
+  /// Compliance is decided afresh either way (run()).
+  bool resumed() {
+    SSL* ssl = tls_.native_handle();
+    const auto* remembered = resumed_identity(ssl);
+    const auto gen = st_->trust_generation.load();
+    if (remembered != nullptr && remembered->trust_generation == gen &&
+        std::chrono::system_clock::now() < remembered->identity.not_after) {
+      identity_ = remembered->identity;
+    } else {
+      const auto v = st_->current()->verifier->verify(ssl);
+      if (!v.ok() || !v.identity) {
+        const std::string reason(certauth::to_string(v.code));
+        st_->stats.handshakes.inc({"refused", reason});
+        st_->log->event(spdlog::level::warn, "handshake_refused",
+                        {{"peer", endpoint_text(peer_)},
+                         {"reason", reason},
+                         {"detail", "resumed session: " + v.detail}});
+        close_socket();
+        return false;
+      }
+      identity_ = *v.identity;
+      trust_generation_ = gen;
+    }
+    identity_.udid = canonical_udid(identity_.udid);
+    fingerprint_ = certificate_fingerprint(ssl);
+    st_->stats.handshakes.inc({"ok", "resumed"});
+    return true;
   }
 
   void log_warnings(const certauth::verify_result& v) {
@@ -302,8 +348,8 @@ class connection {
       const auto* p = static_cast<const char*>(buf_.data().data());
       scan = scan_request_head({p, buf_.size()}, lim.header_limit, lim.target_limit);
       if (scan.st != head_scan::state::incomplete) break;
-      const std::size_t n = co_await tls_.async_read_some(
-          buf_.prepare(lim.header_limit + 1 - buf_.size()), net::redirect_error(use_awaitable, ec));
+      const auto space = buf_.prepare(lim.header_limit + 1 - buf_.size());
+      const std::size_t n = co_await tls_.read_some(space, ec);
       buf_.commit(n);
       if (ec) break;
     }
@@ -319,8 +365,8 @@ class connection {
         } else {
           const auto want = static_cast<std::size_t>(*parser.content_length());
           while (buf_.size() < want && !ec) {
-            const std::size_t n = co_await tls_.async_read_some(
-                buf_.prepare(want - buf_.size()), net::redirect_error(use_awaitable, ec));
+            const auto space = buf_.prepare(want - buf_.size());
+            const std::size_t n = co_await tls_.read_some(space, ec);
             buf_.commit(n);
           }
           if (!ec) {
@@ -843,6 +889,9 @@ class connection {
                  : decision_fields(app, destination, d.set, d.rank, d.line);
     if (d.act == dtr::action::proxy) f.emplace_back("proxy", d.proxy->name);
     if (!r.refused.empty()) f.emplace_back("refused_addresses", refused_addresses(r));
+    if (r.status == refusal::gateway_overloaded) {
+      st_->stats.exhausted.inc({"egress", std::string(r.exhausted)});
+    }
     refuse(r.status, r.detail, f);
   }
 
@@ -890,7 +939,10 @@ class connection {
   awaitable<bool> write(Message& msg) {
     boost::system::error_code ec;
     watchdog guard(ex_, limits().header_timeout, [this] { close_socket(); });
-    co_await http::async_write(tls_, msg, net::redirect_error(use_awaitable, ec));
+    out_ = serialize(msg);
+    (void)co_await tls_.write_all(net::buffer(out_), ec);
+    out_.clear();
+    out_.shrink_to_fit();
     co_return !ec && !guard.fired();
   }
 
@@ -901,9 +953,8 @@ class connection {
 
   awaitable<void> close_tls() {
     if (!tls_.next_layer().is_open()) co_return;
-    boost::system::error_code ec;
     watchdog guard(ex_, std::chrono::seconds(2), [this] { close_socket(); });
-    co_await tls_.async_shutdown(net::redirect_error(use_awaitable, ec));
+    co_await tls_.shutdown();
     guard.disarm();
     close_socket();
   }
@@ -911,7 +962,8 @@ class connection {
   std::shared_ptr<shared_state> st_;
   std::shared_ptr<const runtime> rt_;   ///< the generation the TLS context comes from
   std::shared_ptr<const runtime> now_;  ///< the generation deciding the current request
-  tls_stream tls_;
+  tls_socket tls_;
+  std::string out_;  ///< a response head (and body) being written
   net::any_io_executor ex_;
   tcp::endpoint peer_;
   certauth::device_identity identity_;  ///< udid in canonical_udid() form

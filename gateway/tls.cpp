@@ -4,6 +4,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <chrono>
+#include <cstdint>
+#include <memory>
 #include <stdexcept>
 
 namespace tunnelgate::gateway {
@@ -19,6 +22,54 @@ void free_verdict(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx
 int verdict_index() {
   static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_verdict);
   return idx;
+}
+
+void free_session_identity(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/,
+                           long /*argl*/, void* /*argp*/) {
+  delete static_cast<session_identity*>(ptr);
+}
+
+/// OpenSSL copies a session for every TLS 1.3 ticket: each copy gets its own identity.
+int dup_session_identity(CRYPTO_EX_DATA* /*to*/, const CRYPTO_EX_DATA* /*from*/, void** from_d,
+                         int /*idx*/, long /*argl*/, void* /*argp*/) {
+  if (from_d != nullptr && *from_d != nullptr) {
+    *from_d = new session_identity(*static_cast<session_identity*>(*from_d));
+  }
+  return 1;
+}
+
+int session_index() {
+  static const int idx = SSL_SESSION_get_ex_new_index(0, nullptr, nullptr, dup_session_identity,
+                                                      free_session_identity);
+  return idx;
+}
+
+/// The trust generation a handshake started under, as an SSL ex_data value (no allocation).
+int generation_index() {
+  static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+/// A session entering the cache: remember the device, and never resume past the certificate's
+/// notAfter (the lifetime is the smaller of the two).
+int on_new_session(SSL* ssl, SSL_SESSION* sess) {
+  const auto* v = handshake_verdict(ssl);
+  if (v == nullptr || !v->ok() || !v->identity) {
+    // Not a verified device (cannot happen after a successful handshake): never resumable.
+    SSL_SESSION_set_timeout(sess, 0);
+    return 0;
+  }
+  auto id = std::make_unique<session_identity>();
+  id->identity = *v->identity;
+  id->trust_generation = reinterpret_cast<std::uintptr_t>(SSL_get_ex_data(ssl, generation_index()));
+  const auto left = std::chrono::duration_cast<std::chrono::seconds>(
+      id->identity.not_after - std::chrono::system_clock::now());
+  if (left.count() < static_cast<long long>(SSL_SESSION_get_timeout(sess))) {
+    SSL_SESSION_set_timeout(sess, static_cast<long>(std::max<long long>(left.count(), 0)));
+  }
+  delete static_cast<session_identity*>(SSL_SESSION_get_ex_data(sess, session_index()));
+  SSL_SESSION_set_ex_data(sess, session_index(), id.release());
+  return 0;  // the cache keeps its own reference
 }
 
 int x509_error_for(certauth::reason r) {
@@ -74,12 +125,20 @@ int verify_callback(X509_STORE_CTX* ctx, void* arg) {
 std::shared_ptr<ssl::context> make_server_context(const tls_config& cfg,
                                                   const certauth::verifier& verifier) {
   (void)verdict_index();
+  (void)session_index();
+  (void)generation_index();
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* c = ctx->native_handle();
   SSL_CTX_set_min_proto_version(c, cfg.min_version);
   SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION);
   SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                              SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+  // tls_socket: OpenSSL on the non-blocking descriptor. Record buffers exist only while a
+  // record is in them (an idle session holds none); a write may finish record by record and be
+  // retried from a moved buffer; reads take whatever the socket has (fewer syscalls).
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_read_ahead(c, 1);
   // Forward-secret AEAD suites only for TLS 1.2; TLS 1.3's defaults are all AEAD.
   if (SSL_CTX_set_cipher_list(c,
                               "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -87,10 +146,23 @@ std::shared_ptr<ssl::context> make_server_context(const tls_config& cfg,
                               "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305") != 1) {
     fail("cannot set TLS 1.2 cipher suites");
   }
-  // Every connection proves its certificate afresh: no session resumption, so a revoked or
-  // non-compliant device cannot ride an old session.
-  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_num_tickets(c, 0);
+  // Resumption (tls.session_tickets > 0): stateful tickets only (SSL_OP_NO_TICKET above, so a
+  // TLS 1.3 ticket is a key into this process's cache and a TLS 1.2 client resumes by session
+  // id). A resumed device skips certificate parsing and chain verification, not compliance:
+  // the session remembers the identity and the trust generation; a CA or CRL change flushes
+  // the cache, and a session from before one is verified afresh (session.cpp).
+  if (cfg.session_tickets == 0) {
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(c, 0);
+  } else {
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_set_num_tickets(c, cfg.session_tickets);
+    SSL_CTX_set_timeout(c, static_cast<long>(cfg.session_lifetime.count()));
+    SSL_CTX_sess_set_cache_size(c, static_cast<long>(cfg.session_cache_size));
+    SSL_CTX_sess_set_new_cb(c, on_new_session);
+    static constexpr unsigned char sid_ctx[] = "tunnelgate-device";
+    SSL_CTX_set_session_id_context(c, sid_ctx, sizeof sid_ctx - 1);
+  }
 
   if (SSL_CTX_use_certificate_chain_file(c, cfg.cert.c_str()) != 1) {
     fail("tls.cert: cannot load the server certificate chain from " + cfg.cert.string());
@@ -110,6 +182,23 @@ std::shared_ptr<ssl::context> make_server_context(const tls_config& cfg,
   SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   SSL_CTX_set_cert_verify_callback(c, verify_callback, const_cast<certauth::verifier*>(&verifier));
   return ctx;
+}
+
+void set_handshake_generation(SSL* ssl, std::uint64_t generation) {
+  SSL_set_ex_data(ssl, generation_index(),
+                  reinterpret_cast<void*>(static_cast<std::uintptr_t>(generation)));
+}
+
+const session_identity* resumed_identity(SSL* ssl) {
+  if (SSL_session_reused(ssl) != 1) return nullptr;
+  const SSL_SESSION* sess = SSL_get_session(ssl);
+  return sess == nullptr
+             ? nullptr
+             : static_cast<const session_identity*>(SSL_SESSION_get_ex_data(sess, session_index()));
+}
+
+void flush_sessions(ssl::context& ctx) {
+  SSL_CTX_flush_sessions(ctx.native_handle(), 0);  // 0: every session, not only expired ones
 }
 
 const certauth::verify_result* handshake_verdict(SSL* ssl) {

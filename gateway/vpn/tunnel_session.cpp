@@ -123,8 +123,8 @@ class tunnel {
     for (;;) {
       if (!t.frames(r)) break;
       const auto space = r.prepare(std::size_t{16} * 1024);
-      const std::size_t n = co_await t.c_->tls->async_read_some(
-          net::buffer(space.data(), space.size()), net::redirect_error(use_awaitable, ec));
+      const std::size_t n =
+          co_await t.c_->tls->read_some(net::buffer(space.data(), space.size()), ec);
       if (ec) {
         t.end(ec == net::error::eof || ec == ssl::error::stream_truncated ? "device-closed"
                                                                           : "read-failed");
@@ -322,8 +322,7 @@ class tunnel {
       // One frame, one write, one TLS record: openconnect reads a frame per record.
       t.writing_ = true;
       t.write_started_ = steady_clock::now();
-      co_await net::async_write(*t.c_->tls, net::buffer(frame),
-                                net::redirect_error(use_awaitable, ec));
+      (void)co_await t.c_->tls->write_all(net::buffer(frame), ec);
       t.writing_ = false;
       if (ec) {
         t.end("write-failed");

@@ -12,12 +12,13 @@
 
 #include "gateway/net.hpp"
 #include "gateway/registry.hpp"
+#include "gateway/tls_socket.hpp"
 #include "gateway/vpn/hub.hpp"
 
 namespace tunnelgate::gateway {
 
 struct vpn_tunnel_context {
-  ssl::stream<tcp::socket>* tls = nullptr;
+  tls_socket* tls = nullptr;
   beast::flat_buffer* leftover = nullptr;  ///< bytes read after the CONNECT head
   std::shared_ptr<shared_state> st;
   std::shared_ptr<vpn_hub> hub;

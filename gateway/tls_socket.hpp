@@ -1,0 +1,66 @@
+// Internal: a device's TLS connection, OpenSSL directly on the socket's descriptor.
+//
+// Asio's ssl::stream keeps four 17 KiB buffers per connection (its own input and output
+// buffers and a BIO pair between it and OpenSSL) and copies every byte through them. Here
+// OpenSSL reads and writes the non-blocking socket itself and waits for readiness with the
+// reactor (async_wait), so an idle connection holds no buffer at all: with
+// SSL_MODE_RELEASE_BUFFERS OpenSSL frees its record buffers whenever they are empty, and the
+// relay takes a buffer only while bytes are in flight (relay.hpp). That is what brings an idle
+// tunnel from ~124 KiB to the figures in docs/performance.md.
+//
+// Every operation is a coroutine on the connection's executor (one thread): no two run at once
+// except one reader beside one writer, which OpenSSL allows on one SSL object. Once the socket
+// is closed (close(), a watchdog, a kill) no OpenSSL call touches the descriptor again: its
+// number may already belong to another connection.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstddef>
+
+#include "gateway/net.hpp"
+
+namespace tunnelgate::gateway {
+
+class tls_socket {
+ public:
+  /// Takes the accepted socket; the server side of a handshake with `ctx`.
+  tls_socket(tcp::socket sock, ssl::context& ctx);
+  ~tls_socket();
+  tls_socket(const tls_socket&) = delete;
+  tls_socket& operator=(const tls_socket&) = delete;
+
+  tcp::socket& next_layer() noexcept { return sock_; }
+  SSL* native_handle() const noexcept { return ssl_; }
+  net::any_io_executor get_executor() { return sock_.get_executor(); }
+
+  /// The server handshake. Errors as Asio's ssl::stream reports them (SSL errors in
+  /// net::error::get_ssl_category(), with OpenSSL's packed error code as the value).
+  awaitable<void> handshake(boost::system::error_code& ec);
+
+  /// Bytes already decrypted (or received) and waiting: read_some will not block.
+  bool has_pending() const;
+  /// Waits until the device sent something (returns at once when has_pending()).
+  awaitable<void> wait_readable(boost::system::error_code& ec);
+  /// One non-blocking read: bytes, or net::error::would_block, eof (close_notify),
+  /// ssl::error::stream_truncated (TCP closed without close_notify), or another error.
+  std::size_t try_read(net::mutable_buffer b, boost::system::error_code& ec);
+  /// Reads at least one byte (waits as needed).
+  awaitable<std::size_t> read_some(net::mutable_buffer b, boost::system::error_code& ec);
+  /// Writes all of `b` (each SSL_write of up to 16 KiB is one TLS record).
+  awaitable<std::size_t> write_all(net::const_buffer b, boost::system::error_code& ec);
+  /// Sends close_notify (without waiting for the device's) and closes the socket.
+  awaitable<void> shutdown();
+  /// Closes the socket now; later operations fail with net::error::bad_descriptor.
+  void close() noexcept;
+
+ private:
+  /// `r` and the error queue after an SSL call that returned <= 0 -> what to do: wait for
+  /// reading (1), for writing (2), or stop with `ec` set (0).
+  int classify(int r, boost::system::error_code& ec) const;
+
+  tcp::socket sock_;
+  SSL* ssl_ = nullptr;
+};
+
+}  // namespace tunnelgate::gateway
