@@ -1,6 +1,9 @@
 // The daemon: threads (one io_context each, STYLE P7), listeners (SO_REUSEPORT, one acceptor
 // per thread), the admin listener, the compliance service, signals and reloads.
+#include <fcntl.h>
+#include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -65,23 +68,61 @@ void log_exception(shared_state& st, std::string_view what, const std::exception
   }
 }
 
+/// One descriptor kept in reserve per accept loop: when accept() fails for want of
+/// descriptors, it is given up for a moment to take the waiting connection off the queue and
+/// close it, so the device learns at once (instead of waiting in the backlog until it times out)
+/// and the loop does not spin on the same error.
+class spare_descriptor {
+ public:
+  spare_descriptor() { take(); }
+  ~spare_descriptor() { give_up(); }
+  spare_descriptor(const spare_descriptor&) = delete;
+  spare_descriptor& operator=(const spare_descriptor&) = delete;
+  bool held() const { return fd_ >= 0; }
+  void take() {
+    if (fd_ < 0) fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  void give_up() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc, bool admin) {
   auto ex = co_await net::this_coro::executor;
+  spare_descriptor spare;
   for (;;) {
     boost::system::error_code ec;
     tcp::socket s = co_await acc->async_accept(net::redirect_error(use_awaitable, ec));
     if (ec) {
-      if (ec == net::error::operation_aborted || st->stopping || !acc->is_open()) co_return;
-      // EMFILE and friends: back off briefly instead of spinning.
+      if (ec == net::error::operation_aborted || st->stopping || !acc->is_open()) break;
       const bool fds = ec == net::error::no_descriptors ||
                        ec == boost::system::errc::too_many_files_open_in_system;
-      if (fds) st->stats.exhausted.inc({"accept", "descriptors"});
-      st->log->event(spdlog::level::err, "accept_failed",
-                     {{"error", ec.message()},
-                      {"detail", fds ? "out of descriptors: the gateway holds "
-                                       "tunnelgate_descriptor_limit open files; raise "
-                                       "LimitNOFILE or add gateways"
-                                     : ""}});
+      bool shed = false;
+      if (fds) {
+        st->stats.exhausted.inc({"accept", "descriptors"});
+        if (spare.held()) {
+          spare.give_up();
+          boost::system::error_code aec;
+          acc->non_blocking(true, aec);  // never block the thread: would_block if none waits
+          tcp::socket waiting = acc->accept(aec);
+          shed = !aec;
+          waiting.close(aec);
+          spare.take();
+        }
+      }
+      st->log->event(
+          spdlog::level::err, "accept_failed",
+          {{"error", ec.message()},
+           {"detail", fds ? std::string("out of descriptors (tunnelgate_descriptor_limit): ") +
+                                (shed ? "the waiting connection was closed; " : "") +
+                                "raise LimitNOFILE or add gateways"
+                          : std::string()}});
+      if (shed) continue;
+      // Nothing could be taken off the queue: back off briefly instead of spinning.
       net::steady_timer t(ex, std::chrono::milliseconds(100));
       co_await t.async_wait(net::redirect_error(use_awaitable, ec));
       continue;
@@ -289,6 +330,7 @@ class daemon {
     files_timer_->expires_after(std::chrono::seconds(2));
     files_timer_->async_wait([this](const boost::system::error_code& ec) {
       if (ec || st_->stopping) return;
+      give_back_memory();
       // Devices without sessions for a whole positive TTL leave the UEM cache, so its
       // background refresh costs UEM requests only for devices that are (recently) connected.
       const auto n = st_->registry.sweep_idle(forget_after_, [this](const std::string& udid) {
@@ -313,6 +355,17 @@ class daemon {
       }
       watch_files();
     });
+  }
+
+  /// glibc keeps freed memory for reuse: after many connections closed (half of the high-water
+  /// mark, and at least 256), hand the free pages back to the system so RSS follows the load.
+  void give_back_memory() {
+    const auto now = std::max<std::int64_t>(0, st_->stats.active_connections.load());
+    high_water_ = std::max(high_water_, now);
+    if (high_water_ - now >= 256 && now <= high_water_ / 2) {
+      malloc_trim(0);
+      high_water_ = now;
+    }
   }
 
   /// What the trust store noticed at load: CAs without a CRL, expired CA certificates, stale
@@ -414,6 +467,7 @@ class daemon {
   std::unique_ptr<net::steady_timer> files_timer_;
   std::unique_ptr<net::steady_timer> drain_timer_;
   std::chrono::steady_clock::time_point deadline_;
+  std::int64_t high_water_ = 0;  ///< open connections at most since the last malloc_trim
 };
 
 }  // namespace

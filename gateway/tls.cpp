@@ -131,8 +131,12 @@ std::shared_ptr<ssl::context> make_server_context(const tls_config& cfg,
   SSL_CTX* c = ctx->native_handle();
   SSL_CTX_set_min_proto_version(c, cfg.min_version);
   SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION);
+  // A device that closes TCP without close_notify (most clients on exit) is an end of stream,
+  // not a fatal TLS error: a fatal error would drop its session from the cache and the next
+  // connection could not resume. Inside a tunnel the application protocol frames its own data.
   SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                             SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+                             SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET |
+                             SSL_OP_IGNORE_UNEXPECTED_EOF);
   // tls_socket: OpenSSL on the non-blocking descriptor. Record buffers exist only while a
   // record is in them (an idle session holds none); a write may finish record by record and be
   // retried from a moved buffer; reads take whatever the socket has (fewer syscalls).
