@@ -1,382 +1,108 @@
-// tunnel-bench — the gateway's load driver (DESIGN.md §9). Two measurements against a running
-// tunnelgate, each printed as one plain line:
-//   handshakes  full mTLS handshakes (no resumption) per second, each followed by one CONNECT
-//               that the rules refuse, so the figure includes admission and a DTR decision;
-//   throughput  MB/s through one CONNECT tunnel to a sink that tunnel-bench runs itself.
+// tunnel-bench — the gateway's load driver (DESIGN.md §9), also used against other TLS tunnel
+// servers (tools/bench-peers: HAProxy in TCP mode, Squid's https_port):
+//   handshakes       full mTLS handshakes per second, each followed by one refused CONNECT;
+//   throughput       bytes through N tunnels to a sink, each way;
+//   tunnels          new connection + handshake + CONNECT + GET 1 KiB + close, per second;
+//   resume           the same with TLS session resumption;
+//   hold             K idle tunnels: the server's RSS per tunnel, and after they close;
+//   revoke           D devices' tunnels; time from the UEM webhook to the revoked one's close;
+//   sink             the origin behind the server (own process, epoll);
+//   baseline-server  a bare OpenSSL mTLS server, for comparison.
+// With --target-pid every mode reads the server's CPU seconds (and RSS) from /proc, so figures
+// read as work per server CPU-second. --json prints one JSON object instead of the table.
 // The client side runs on one io_context (one thread) so it can be pinned to one core with
-// taskset, apart from the gateway. `baseline-server` is the same mTLS handshake with nothing
-// behind it, for comparison. See tools/bench-gateway for the whole measurement.
-#include <utility>  // before Asio (STYLE P1)
-
-#include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
+// taskset, apart from the server. See tools/bench-gateway for the whole measurement.
 #include <boost/program_options.hpp>
-#include <chrono>
-#include <cstdint>
 #include <iostream>
-#include <map>
-#include <string>
-#include <vector>
+
+#include "bench.hpp"
+
+namespace po = boost::program_options;
 
 namespace {
 
-namespace net = boost::asio;
-namespace ssl = net::ssl;
-namespace po = boost::program_options;
-using tcp = net::ip::tcp;
-using clock_type = std::chrono::steady_clock;
-using tls_stream = ssl::stream<tcp::socket>;
+constexpr const char* usage = R"(tunnel-bench MODE [options]
 
-constexpr auto io_timeout = std::chrono::seconds(10);
+  handshakes  --gateway A:P --ca CA --cert C --key K [--concurrency N] [--duration S] [--target H:P]
+  throughput  --gateway A:P --ca CA --cert C --key K [--origin SINK] [--streams N] [--megabytes M]
+              [--direction up|down|both]
+  tunnels     --gateway A:P --ca CA --cert C --key K --origin SINK [--concurrency N | --rate R]
+              [--duration S]
+  resume      --gateway A:P --ca CA --cert C --key K --origin SINK [--concurrency N] [--duration S]
+  hold        --gateway A:P --ca CA --cert C --key K --origin SINK --sessions K
+              [--sources 127.1.0.0/16] [--settle S]
+  revoke      --gateway A:P --ca CA --ca-key CA.key --origin SINK --uem-admin https://A:P
+              --webhook http://A:P/ [--webhook-user U --webhook-password-file F]
+              [--devices D] [--rounds R]
+  sink        --listen A:P [--listen A:P ...]
+  baseline-server --gateway LISTEN:P --ca CLIENT_CA --cert SERVER.pem --key SERVER.key
+              [--session-tickets] [--tunnel-answers]
+Common: --tls 1.2|1.3, --target-pid PID (the server measured), --json, --no-connect (the
+server forwards the TLS connection straight to the origin: no CONNECT), --sources CIDR.
+Exit 0 when every request was answered and every byte counted, 1 otherwise, 2 on bad usage.
+)";
 
-struct options {
-  std::string gateway;
-  std::string ca, cert, key;
-  std::string tls = "1.3";
-  unsigned concurrency = 16;
-  double duration = 5;
-  std::string target = "refused.bench.test:443";
-  std::uint64_t megabytes = 256;
-  std::string direction = "both";
-};
-
-tcp::endpoint parse_endpoint(const std::string& s) {
-  const auto colon = s.rfind(':');
-  if (colon == std::string::npos) throw std::runtime_error("'" + s + "': expected ADDRESS:PORT");
-  auto host = s.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return {net::ip::make_address(host),
-          static_cast<unsigned short>(std::stoul(s.substr(colon + 1)))};
-}
-
-ssl::context make_context(const options& o) {
-  ssl::context ctx(ssl::context::tls_client);
-  ctx.load_verify_file(o.ca);
-  ctx.use_certificate_chain_file(o.cert);
-  ctx.use_private_key_file(o.key, ssl::context::pem);
-  ctx.set_verify_mode(ssl::verify_peer);
-  const int v = o.tls == "1.2" ? TLS1_2_VERSION : TLS1_3_VERSION;
-  SSL_CTX_set_min_proto_version(ctx.native_handle(), v);
-  SSL_CTX_set_max_proto_version(ctx.native_handle(), v);
-  // Every connection is a full handshake: no tickets, no client-side session cache.
-  SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_TICKET);
-  SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_OFF);
-  return ctx;
-}
-
-// Reads an HTTP response head (up to the blank line) from the stream; returns the status code.
-net::awaitable<int> read_status(tls_stream& s, std::string& buf) {
-  buf.clear();
-  std::size_t n =
-      co_await net::async_read_until(s, net::dynamic_buffer(buf), "\r\n\r\n", net::use_awaitable);
-  int status = 0;
-  if (buf.size() >= 12 && buf.compare(0, 5, "HTTP/") == 0) status = std::stoi(buf.substr(9, 3));
-  buf.erase(0, n);
-  co_return status;
-}
-
-// ---- handshakes -----------------------------------------------------------------------------
-
-struct handshake_stats {
-  std::uint64_t done = 0;
-  std::uint64_t errors = 0;
-  std::map<int, std::uint64_t> statuses;
-  std::map<std::string, std::uint64_t> error_kinds;
-};
-
-net::awaitable<void> handshake_worker(ssl::context& ctx, tcp::endpoint gw, std::string request,
-                                      clock_type::time_point end, handshake_stats& st) {
-  auto ex = co_await net::this_coro::executor;
-  std::string buf;
-  while (clock_type::now() < end) {
-    tls_stream s(ex, ctx);
-    // No connection may hang the run: a stuck one is closed after io_timeout and counted.
-    net::steady_timer guard(ex, io_timeout);
-    guard.async_wait([&s](boost::system::error_code ec) {
-      if (!ec) s.next_layer().close(ec);
-    });
-    try {
-      co_await s.next_layer().async_connect(gw, net::use_awaitable);
-      s.next_layer().set_option(tcp::no_delay(true));
-      co_await s.async_handshake(ssl::stream_base::client, net::use_awaitable);
-      co_await net::async_write(s, net::buffer(request), net::use_awaitable);
-      const int status = co_await read_status(s, buf);
-      ++st.statuses[status];
-      ++st.done;
-    } catch (const boost::system::system_error& e) {
-      ++st.errors;
-      ++st.error_kinds[e.code().message()];
-    }
-    boost::system::error_code ignored;
-    s.next_layer().close(ignored);
-  }
-}
-
-int run_handshakes(const options& o) {
-  net::io_context io(1);
-  auto ctx = make_context(o);
-  const auto gw = parse_endpoint(o.gateway);
-  // --target "" sends a plain GET instead (for a baseline against `openssl s_server -www`).
-  const std::string request =
-      o.target.empty() ? std::string("GET / HTTP/1.0\r\n\r\n")
-                       : "CONNECT " + o.target + " HTTP/1.1\r\nHost: " + o.target + "\r\n\r\n";
-  handshake_stats st;
-  const auto start = clock_type::now();
-  const auto end = start + std::chrono::duration_cast<clock_type::duration>(
-                               std::chrono::duration<double>(o.duration));
-  for (unsigned i = 0; i < o.concurrency; ++i)
-    net::co_spawn(io, handshake_worker(ctx, gw, request, end, st), net::detached);
-  io.run();
-  const double secs = std::chrono::duration<double>(clock_type::now() - start).count();
-  std::cout << "handshakes: " << st.done << " in " << secs
-            << " s = " << static_cast<std::uint64_t>(static_cast<double>(st.done) / secs)
-            << "/s (TLS " << o.tls << ", concurrency " << o.concurrency << ", errors " << st.errors
-            << ")\n";
-  for (const auto& [status, n] : st.statuses)
-    std::cout << "  answer " << status << ": " << n << "\n";
-  for (const auto& [what, n] : st.error_kinds)
-    std::cout << "  error " << what << ": " << n << "\n";
-  return st.done > 0 && st.errors == 0 ? 0 : 1;
-}
-
-// ---- throughput -----------------------------------------------------------------------------
-// The sink speaks a tiny protocol on plain TCP (it sits behind the gateway): the client's first
-// byte says 'U' or 'D', followed by 8 bytes N (big-endian). Upload: the sink reads N bytes, then
-// answers the count it read as 8 bytes. Download: the sink writes N bytes and closes.
-
-constexpr std::size_t chunk = 64 * 1024;
-
-void put_u64(unsigned char* p, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    p[i] = static_cast<unsigned char>(v & 0xff);
-    v >>= 8;
-  }
-}
-std::uint64_t get_u64(const unsigned char* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i)
-    v = (v << 8) | p[i];
-  return v;
-}
-
-net::awaitable<void> sink_session(tcp::socket s) {
-  std::vector<unsigned char> buf(chunk);
-  std::array<unsigned char, 9> head{};
-  boost::system::error_code ec;
-  co_await net::async_read(s, net::buffer(head, 1), net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return;
-  if (head[0] == 'U') {
-    co_await net::async_read(s, net::buffer(head.data() + 1, 8),
-                             net::redirect_error(net::use_awaitable, ec));
-    if (ec) co_return;
-    const std::uint64_t want = get_u64(head.data() + 1);
-    std::uint64_t total = 0;
-    while (total < want) {
-      const std::size_t n =
-          co_await s.async_read_some(net::buffer(buf), net::redirect_error(net::use_awaitable, ec));
-      total += n;
-      if (ec) break;
-    }
-    put_u64(head.data(), total);
-    co_await net::async_write(s, net::buffer(head, 8), net::redirect_error(net::use_awaitable, ec));
-  } else if (head[0] == 'D') {
-    co_await net::async_read(s, net::buffer(head.data() + 1, 8),
-                             net::redirect_error(net::use_awaitable, ec));
-    if (ec) co_return;
-    std::uint64_t left = get_u64(head.data() + 1);
-    while (left > 0 && !ec) {
-      const std::size_t n = left < chunk ? static_cast<std::size_t>(left) : chunk;
-      co_await net::async_write(s, net::buffer(buf.data(), n),
-                                net::redirect_error(net::use_awaitable, ec));
-      left -= n;
-    }
-  }
-  s.shutdown(tcp::socket::shutdown_send, ec);
-  s.close(ec);
-}
-
-net::awaitable<void> sink_accept(tcp::acceptor& a) {
-  for (;;) {
-    boost::system::error_code ec;
-    tcp::socket s = co_await a.async_accept(net::redirect_error(net::use_awaitable, ec));
-    if (ec) co_return;
-    net::co_spawn(a.get_executor(), sink_session(std::move(s)), net::detached);
-  }
-}
-
-struct transfer_result {
-  bool ok = false;
-  std::uint64_t bytes = 0;
-  double seconds = 0;
-  std::string error;
-};
-
-net::awaitable<void> transfer(ssl::context& ctx, tcp::endpoint gw, std::string target, char dir,
-                              std::uint64_t bytes, transfer_result& r) {
-  auto ex = co_await net::this_coro::executor;
-  tls_stream s(ex, ctx);
-  std::string head;
-  std::vector<unsigned char> buf(chunk, 0x5a);
-  std::array<unsigned char, 9> hdr{};
-  const std::string request = "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n\r\n";
-  net::steady_timer guard(ex, std::chrono::seconds(120));  // a stalled tunnel ends the run
-  guard.async_wait([&s](boost::system::error_code ec) {
-    if (!ec) s.next_layer().close(ec);
-  });
-  try {
-    co_await s.next_layer().async_connect(gw, net::use_awaitable);
-    s.next_layer().set_option(tcp::no_delay(true));
-    co_await s.async_handshake(ssl::stream_base::client, net::use_awaitable);
-    co_await net::async_write(s, net::buffer(request), net::use_awaitable);
-    const int status = co_await read_status(s, head);
-    if (status != 200) {
-      r.error = "the gateway answered " + std::to_string(status) + " to CONNECT " + target +
-                " (the rules must tunnel the sink's address)";
-      co_return;
-    }
-    const auto start = clock_type::now();
-    if (dir == 'U') {
-      hdr[0] = 'U';
-      put_u64(hdr.data() + 1, bytes);
-      co_await net::async_write(s, net::buffer(hdr), net::use_awaitable);
-      std::uint64_t left = bytes;
-      while (left > 0) {
-        const std::size_t n = left < chunk ? static_cast<std::size_t>(left) : chunk;
-        co_await net::async_write(s, net::buffer(buf.data(), n), net::use_awaitable);
-        left -= n;
-      }
-      // The sink answers its byte count once it has read them all: the upload ends there.
-      if (head.size() < 8)
-        co_await net::async_read(s, net::dynamic_buffer(head),
-                                 net::transfer_at_least(8 - head.size()), net::use_awaitable);
-      r.bytes = get_u64(reinterpret_cast<const unsigned char*>(head.data()));
-    } else {
-      hdr[0] = 'D';
-      put_u64(hdr.data() + 1, bytes);
-      co_await net::async_write(s, net::buffer(hdr), net::use_awaitable);
-      std::uint64_t got = head.size();
-      boost::system::error_code ec;
-      while (got < bytes) {
-        const std::size_t n = co_await s.async_read_some(
-            net::buffer(buf), net::redirect_error(net::use_awaitable, ec));
-        got += n;
-        if (ec) break;
-      }
-      r.bytes = got;
-    }
-    r.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
-    r.ok = r.bytes == bytes;
-    if (!r.ok)
-      r.error =
-          "transferred " + std::to_string(r.bytes) + " of " + std::to_string(bytes) + " bytes";
-  } catch (const boost::system::system_error& e) {
-    r.error = e.code().message();
-  }
-}
-
-int run_throughput(const options& o) {
-  net::io_context io(1);
-  auto ctx = make_context(o);
-  const auto gw = parse_endpoint(o.gateway);
-  tcp::acceptor sink(io, {net::ip::make_address("127.0.0.1"), 0});
-  const std::string target = "127.0.0.1:" + std::to_string(sink.local_endpoint().port());
-  net::co_spawn(io, sink_accept(sink), net::detached);
-  const std::uint64_t bytes = o.megabytes * 1000 * 1000;
-  int rc = 0;
-  for (char dir : {'U', 'D'}) {
-    if ((dir == 'U' && o.direction == "down") || (dir == 'D' && o.direction == "up")) continue;
-    transfer_result r;
-    net::co_spawn(io, transfer(ctx, gw, target, dir, bytes, r), [&](std::exception_ptr) {});
-    io.restart();
-    while (!io.stopped() && r.seconds == 0 && r.error.empty())
-      io.run_one();
-    const char* name = dir == 'U' ? "up  " : "down";
-    if (!r.ok) {
-      std::cout << "throughput " << name << ": failed: " << r.error << "\n";
-      rc = 1;
-      continue;
-    }
-    std::cout << "throughput " << name << ": " << r.bytes / 1000000 << " MB in " << r.seconds
-              << " s = " << static_cast<double>(r.bytes) / 1e6 / r.seconds << " MB/s (TLS " << o.tls
-              << ", one tunnel)\n";
-  }
-  return rc;
-}
-
-// ---- baseline server -------------------------------------------------------------------------
-// The same mTLS handshake with nothing of the gateway behind it: OpenSSL's own chain check, then
-// a fixed 403 to the request. Run on the same core as the gateway would, it shows what share of
-// the gateway's handshake cost is OpenSSL and what share is ours (certauth, compliance, DTR).
-
-net::awaitable<void> baseline_session(tls_stream s) {
-  std::string buf;
-  boost::system::error_code ec;
-  co_await s.async_handshake(ssl::stream_base::server, net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return;
-  co_await net::async_read_until(s, net::dynamic_buffer(buf), "\r\n\r\n",
-                                 net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return;
-  static const std::string answer = "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
-  co_await net::async_write(s, net::buffer(answer), net::redirect_error(net::use_awaitable, ec));
-  co_await s.async_read_some(net::buffer(buf.data(), buf.size()),
-                             net::redirect_error(net::use_awaitable, ec));
-}
-
-net::awaitable<void> baseline_accept(tcp::acceptor& a, ssl::context& ctx) {
-  for (;;) {
-    boost::system::error_code ec;
-    tcp::socket s = co_await a.async_accept(net::redirect_error(net::use_awaitable, ec));
-    if (ec) co_return;
-    s.set_option(tcp::no_delay(true));
-    net::co_spawn(a.get_executor(), baseline_session(tls_stream(std::move(s), ctx)), net::detached);
-  }
-}
-
-int run_baseline_server(const options& o) {
-  net::io_context io(1);
-  ssl::context ctx(ssl::context::tls_server);
-  ctx.use_certificate_chain_file(o.cert);
-  ctx.use_private_key_file(o.key, ssl::context::pem);
-  ctx.load_verify_file(o.ca);
-  ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
-  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_TICKET);
-  SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_OFF);
-  tcp::acceptor a(io, parse_endpoint(o.gateway));
-  std::cout << "baseline server listening on 127.0.0.1:" << a.local_endpoint().port() << std::endl;
-  net::signal_set stop(io, SIGINT, SIGTERM);
-  stop.async_wait([&](boost::system::error_code, int) { io.stop(); });
-  net::co_spawn(io, baseline_accept(a, ctx), net::detached);
-  io.run();
-  return 0;
+bool needs(const std::string& mode, std::initializer_list<const char*> modes) {
+  for (const char* m : modes)
+    if (mode == m) return true;
+  return false;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  options o;
-  po::options_description desc(
-      "tunnel-bench handshakes|throughput --gateway ADDR:PORT --ca CA.pem --cert DEV.pem --key "
-      "DEV.key [options]\n"
-      "tunnel-bench baseline-server --gateway LISTEN:PORT --ca CLIENT_CA.pem --cert SERVER.pem "
-      "--key SERVER.key\n  (a bare OpenSSL mTLS server answering 403, for comparison)");
-  desc.add_options()("help,h", "this help")("gateway", po::value(&o.gateway)->required(),
-                                            "the gateway's device listener")(
-      "ca", po::value(&o.ca)->required(), "CA that signed the gateway's certificate")(
-      "cert", po::value(&o.cert)->required(), "device certificate (PEM, chain)")(
-      "key", po::value(&o.key)->required(), "device key")(
-      "tls", po::value(&o.tls)->default_value("1.3"), "TLS version: 1.2 or 1.3")(
+  bench::options o;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "this help")(
+      "gateway", po::value(&o.gateway), "the server's device listener (baseline-server: listen)")(
+      "ca", po::value(&o.ca), "CA that signed the server's certificate (PEM)")(
+      "cert", po::value(&o.cert), "device certificate (PEM, chain)")(
+      "key", po::value(&o.key), "device key")("tls", po::value(&o.tls)->default_value("1.3"),
+                                              "TLS version: 1.2 or 1.3")(
+      "duration", po::value(&o.duration)->default_value(5), "handshakes, tunnels, resume: seconds")(
       "concurrency", po::value(&o.concurrency)->default_value(16),
-      "handshakes: connections in flight")("duration", po::value(&o.duration)->default_value(5),
-                                           "handshakes: seconds to run")(
+      "connections in flight (hold, revoke: while opening)")(
+      "target-pid", po::value(&o.target_pid)->default_value(0),
+      "the server process measured: CPU seconds and RSS from /proc")(
+      "json", po::bool_switch(&o.json), "print one JSON object instead of the table")(
+      "no-connect", po::bool_switch(&o.no_connect),
+      "no CONNECT: the server forwards the connection to the origin itself (HAProxy TCP mode)")(
+      "sources", po::value(&o.sources),
+      "bind each connection to the next address of this IPv4 CIDR (e.g. 127.1.0.0/16)")(
       "target", po::value(&o.target)->default_value(o.target),
-      "handshakes: the CONNECT target sent after each handshake (one the rules refuse); \"\" "
-      "sends GET / HTTP/1.0 instead")("megabytes", po::value(&o.megabytes)->default_value(256),
-                                      "throughput: MB each way")(
-      "direction", po::value(&o.direction)->default_value("both"), "throughput: up, down or both");
+      "handshakes: the CONNECT target (one the rules refuse); \"\" sends GET / HTTP/1.0")(
+      "megabytes", po::value(&o.megabytes)->default_value(256),
+      "throughput: MB each way per stream")(
+      "direction", po::value(&o.direction)->default_value("both"), "throughput: up, down or both")(
+      "streams", po::value(&o.streams)->default_value(1), "throughput: parallel tunnels")(
+      "origin", po::value(&o.origin), "the sink behind the server, ADDR:PORT")(
+      "rate", po::value(&o.rate)->default_value(0), "tunnels: open loop, new tunnels per second")(
+      "sessions", po::value(&o.sessions)->default_value(0), "hold: tunnels to hold")(
+      "settle", po::value(&o.settle)->default_value(3),
+      "hold: seconds after closing before the last RSS reading")(
+      "listen", po::value(&o.listen)->composing(), "sink: ADDR:PORT to listen on; repeatable")(
+      "session-tickets", po::bool_switch(&o.session_tickets),
+      "baseline-server: issue session tickets")(
+      "tunnel-answers", po::bool_switch(&o.tunnel_answers),
+      "baseline-server: answer CONNECT with 200 and GET with 1 KiB")(
+      "devices", po::value(&o.devices)->default_value(100), "revoke: devices (one tunnel each)")(
+      "rounds", po::value(&o.rounds)->default_value(10), "revoke: devices revoked, one by one")(
+      "ca-key", po::value(&o.ca_key), "revoke: the dev CA's key, to make device certificates")(
+      "ca-cert", po::value(&o.ca_cert), "revoke: the CA certificate for --ca-key (default --ca)")(
+      "uem-admin", po::value(&o.uem_admin), "revoke: uem-sim's base URL (https://IP:PORT)")(
+      "uem-ca", po::value(&o.uem_ca), "revoke: CA for uem-sim and an https webhook (default --ca)")(
+      "webhook", po::value(&o.webhook),
+      "revoke: the gateway's uem.webhook URL (http(s)://IP:PORT/)")(
+      "webhook-user", po::value(&o.webhook_user), "revoke: uem.webhook.username")(
+      "webhook-password-file", po::value(&o.webhook_password_file),
+      "revoke: a file holding uem.webhook's password")(
+      "udid-prefix", po::value(&o.udid_prefix)->default_value(o.udid_prefix),
+      "revoke: device UDIDs are PREFIX1..PREFIXD")(
+      "revoke-timeout", po::value(&o.revoke_timeout)->default_value(10),
+      "revoke: seconds a revoked tunnel may stay open")(
+      "no-reconnect", "revoke: leave revoked devices disconnected");
   po::options_description hidden;
-  std::string mode;
-  hidden.add_options()("mode", po::value(&mode));
+  hidden.add_options()("mode", po::value(&o.mode));
   po::positional_options_description pos;
   pos.add("mode", 1);
   po::options_description all;
@@ -385,17 +111,33 @@ int main(int argc, char** argv) {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
     if (vm.count("help") != 0 || argc == 1) {
-      std::cout << desc << "\n";
+      std::cout << usage << "\n" << desc << "\n";
       return 0;
     }
     po::notify(vm);
+    o.reconnect = vm.count("no-reconnect") == 0;
+    const auto& m = o.mode;
+    if (!needs(m, {"handshakes", "throughput", "tunnels", "resume", "hold", "revoke", "sink",
+                   "baseline-server"})) {
+      throw std::runtime_error("unknown mode '" + m + "' (see --help)");
+    }
     if (o.tls != "1.2" && o.tls != "1.3") throw std::runtime_error("--tls must be 1.2 or 1.3");
     if (o.direction != "up" && o.direction != "down" && o.direction != "both")
       throw std::runtime_error("--direction must be up, down or both");
-    if (mode == "handshakes") return run_handshakes(o);
-    if (mode == "throughput") return run_throughput(o);
-    if (mode == "baseline-server") return run_baseline_server(o);
-    throw std::runtime_error("the mode must be 'handshakes', 'throughput' or 'baseline-server'");
+    if (o.concurrency == 0 || o.streams == 0)
+      throw std::runtime_error("--concurrency and --streams must be at least 1");
+    if (m != "sink" && (o.gateway.empty() || o.ca.empty()))
+      throw std::runtime_error(m + ": --gateway and --ca are required");
+    if (m != "sink" && m != "revoke" && (o.cert.empty() || o.key.empty()))
+      throw std::runtime_error(m + ": --cert and --key are required");
+    if (m == "handshakes") return bench::run_handshakes(o);
+    if (m == "throughput") return bench::run_throughput(o);
+    if (m == "baseline-server") return bench::run_baseline_server(o);
+    if (m == "sink") return bench::run_sink(o);
+    if (m == "tunnels") return bench::run_tunnels(o, false);
+    if (m == "resume") return bench::run_tunnels(o, true);
+    if (m == "hold") return bench::run_hold(o);
+    return bench::run_revoke(o);
   } catch (const std::exception& e) {
     std::cerr << "tunnel-bench: " << e.what() << "\n";
     return 2;
