@@ -34,41 +34,65 @@ session_registry::registration session_registry::add(const std::shared_ptr<sessi
   if (by_device_.count(e->info.udid) >= max_per_device) return {};
   by_id_.emplace(e->info.id, e);
   by_device_.emplace(e->info.udid, e->info.id);
-  ++devices_[e->info.udid].sessions;
+  auto& d = track(e->info.udid)->second;
+  ++d.sessions;
+  busy(d);
   return registration(this, e->info.id);
 }
 
-void session_registry::touch(device_state& d) const {
-  if (d.sessions == 0 && d.admissions == 0) d.idle_since = std::chrono::steady_clock::now();
+std::chrono::steady_clock::time_point session_registry::now() const {
+  return now_ ? now_() : std::chrono::steady_clock::now();
+}
+
+/// The device's state, added when it is not tracked yet (neither busy nor idle: the caller
+/// makes it one or the other at once). Under the lock.
+session_registry::device_map::iterator session_registry::track(const std::string& udid) {
+  return devices_.try_emplace(udid).first;
+}
+
+/// After a session or an admission started: the device is not idle. Under the lock.
+void session_registry::busy(device_state& d) {
+  if (d.idle) {
+    idle_.erase(*d.idle);
+    d.idle.reset();
+  }
+}
+
+/// After a session or an admission ended: when nothing else holds the device, it is idle from
+/// now (at the back of the queue). Under the lock.
+void session_registry::touch(device_map::iterator it) {
+  auto& d = it->second;
+  if (d.sessions != 0 || d.admissions != 0) return;
+  busy(d);
+  d.idle = idle_.emplace_hint(idle_.end(), now(), &it->first);
 }
 
 session_registry::admission_ticket session_registry::begin_admission(const std::string& udid) {
   std::lock_guard lock(mutex_);
-  ++devices_[udid].admissions;
+  auto& d = track(udid)->second;
+  ++d.admissions;
+  busy(d);
   return admission_ticket(this, udid);
 }
 
 void session_registry::end_admission(const std::string& udid) {
   std::lock_guard lock(mutex_);
-  auto& d = devices_[udid];
-  if (d.admissions > 0) --d.admissions;
-  touch(d);
+  const auto it = track(udid);
+  if (it->second.admissions > 0) --it->second.admissions;
+  touch(it);
 }
 
 std::size_t session_registry::sweep_idle(std::chrono::steady_clock::duration idle,
                                          const std::function<void(const std::string&)>& forget) {
   std::lock_guard lock(mutex_);
-  const auto now = std::chrono::steady_clock::now();
+  const auto t = now();
   std::size_t n = 0;
-  for (auto it = devices_.begin(); it != devices_.end();) {
-    const auto& d = it->second;
-    if (d.sessions == 0 && d.admissions == 0 && now - d.idle_since >= idle) {
-      forget(it->first);
-      it = devices_.erase(it);
-      ++n;
-    } else {
-      ++it;
-    }
+  while (!idle_.empty() && t - idle_.begin()->first >= idle) {
+    const auto it = devices_.find(*idle_.begin()->second);
+    idle_.erase(idle_.begin());
+    forget(it->first);
+    devices_.erase(it);
+    ++n;
   }
   return n;
 }
@@ -77,8 +101,8 @@ void session_registry::remove(std::uint64_t id) {
   std::lock_guard lock(mutex_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return;
-  auto& dev = devices_[it->second->info.udid];
-  if (dev.sessions > 0) --dev.sessions;
+  const auto dev = track(it->second->info.udid);
+  if (dev->second.sessions > 0) --dev->second.sessions;
   touch(dev);
   auto [first, last] = by_device_.equal_range(it->second->info.udid);
   for (auto d = first; d != last; ++d) {

@@ -3,6 +3,8 @@
 // A session lives on one io_context thread; the registry is shared by all of them and guarded
 // by a mutex that is taken only when a session starts, changes phase or ends — never per byte.
 // Killing posts to the session's own executor, so sockets are only touched on their thread.
+// Every per-session and per-device operation costs O(log n) in the devices tracked; the idle
+// sweep costs O(devices it forgets), taking them from a queue ordered by idle time.
 #pragma once
 
 #include <atomic>
@@ -11,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -55,6 +58,11 @@ struct session_entry {
 
 class session_registry {
  public:
+  using clock_fn = std::function<std::chrono::steady_clock::time_point()>;
+  session_registry() = default;
+  /// `now`: the clock idle times are read from (tests); the default is steady_clock::now.
+  explicit session_registry(clock_fn now) : now_(std::move(now)) {}
+
   /// A session's place in the registry: removed when this handle is destroyed, so no exit
   /// path (an exception included) can leave a device counted after its session ended.
   class registration {
@@ -114,26 +122,38 @@ class session_registry {
   /// cached decision then could leave a session about to start without background re-checks.
   admission_ticket begin_admission(const std::string& udid);
   /// Calls `forget(udid)` for every device that has had no session and no admission for at
-  /// least `idle`, and stops tracking it. `forget` runs under the registry lock (so no admission
-  /// can start meanwhile) and must be quick and must not call back into the registry.
+  /// least `idle`, longest idle first, and stops tracking it. `forget` runs under the registry
+  /// lock (so no admission can start meanwhile) and must be quick and must not call back into
+  /// the registry. Costs O(devices forgotten): devices with sessions are never looked at.
   std::size_t sweep_idle(std::chrono::steady_clock::duration idle,
                          const std::function<void(const std::string&)>& forget);
 
  private:
+  /// Idle devices by the time they became idle; values point at devices_ keys (map nodes do
+  /// not move).
+  using idle_queue = std::multimap<std::chrono::steady_clock::time_point, const std::string*>;
   struct device_state {
     int sessions = 0;
     int admissions = 0;
-    std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
+    /// Invariant: set exactly while sessions == 0 && admissions == 0, to the device's place in
+    /// idle_ (whose key is the time it became idle).
+    std::optional<idle_queue::iterator> idle;
   };
-  void touch(device_state& d) const;
+  using device_map = std::map<std::string, device_state>;
+  device_map::iterator track(const std::string& udid);
+  void busy(device_state& d);
+  void touch(device_map::iterator it);
+  std::chrono::steady_clock::time_point now() const;
   void end_admission(const std::string& udid);
   void remove(std::uint64_t id);
   static void post_kill(const std::shared_ptr<session_entry>& e, const std::string& reason);
 
+  const clock_fn now_;
   mutable std::mutex mutex_;
   std::map<std::uint64_t, std::shared_ptr<session_entry>> by_id_;
   std::multimap<std::string, std::uint64_t> by_device_;
-  std::map<std::string, device_state> devices_;  ///< every device seen since its last sweep
+  device_map devices_;  ///< every device seen since its last sweep
+  idle_queue idle_;     ///< the devices_ that are idle, oldest first
   std::atomic<std::uint64_t> next_id_{0};
 };
 

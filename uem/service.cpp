@@ -3,13 +3,20 @@
 // mutex held only for map operations (never across I/O or callbacks). The webhook listener has
 // a thread of its own, so its clients (TLS handshakes, slow or hostile peers, large bodies)
 // never queue in front of a lookup's fetch; it hands authenticated events to the worker.
+//
+// Every per-event cost is independent of the number of cached devices: a webhook re-read finds
+// the entries naming its device through an index by device identifier, and the background
+// refresh takes the entries due from a queue ordered by time, so neither walks the cache under
+// the mutex (only a file reload, which re-reads everything, does).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <future>
 #include <limits>
 #include <map>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -41,15 +48,31 @@ struct slot_waiter {
   bool granted = false;  // the slot was handed over; false when woken by stop()
 };
 
+struct entry;
+/// The background refresh's queue: entries by the time it must next look at them.
+using due_queue = std::multimap<clock_type::time_point, entry*>;
+
 struct entry {
-  device_key key;                        // as first looked up (for the source and subscribers)
-  decision_ptr d;                        // null until the first fetch completes
-  clock_type::time_point fresh_until{};  // answer from memory before this
-  clock_type::time_point grace_until{};  // last admit usable on errors before this
-  std::uint64_t applied_seq = 0;         // start sequence of the fetch that made d
-  bool in_flight = false;                // a lookup fetch is running (single flight)
-  std::vector<waiter> waiters;           // callers of that fetch
+  device_key key;                          // as first looked up (for the source and subscribers)
+  decision_ptr d;                          // null until the first fetch completes
+  clock_type::time_point fresh_until{};    // answer from memory before this
+  clock_type::time_point grace_until{};    // last admit usable on errors before this
+  std::uint64_t applied_seq = 0;           // start sequence of the fetch that made d
+  bool in_flight = false;                  // a lookup fetch is running (single flight)
+  std::vector<waiter> waiters;             // callers of that fetch
+  const std::string* cache_key = nullptr;  // this entry's key in the cache (nodes do not move)
+  std::optional<due_queue::iterator> due;  // its place in the refresh queue, when queued
 };
+
+/// The cache keys a lookup of the record's identifiers would have ("u:", "s:", "i:" + the
+/// value), each one only when the record has that identifier.
+std::vector<std::string> record_keys(const device_record& r) {
+  std::vector<std::string> out;
+  if (!r.udid.empty()) out.push_back(detail::cache_key(device_key::udid(r.udid)));
+  if (!r.serial.empty()) out.push_back(detail::cache_key(device_key::serial(r.serial)));
+  if (!r.device_id.empty()) out.push_back(detail::cache_key(device_key::device_id(r.device_id)));
+  return out;
+}
 
 bool differs(const decision& a, const decision& b) {
   return a.code != b.code || a.platform != b.platform;
@@ -81,8 +104,19 @@ struct service::impl {
   const config cfg;
   service_options opts;
 
-  mutable std::mutex mutex;  // guards cache, seq, stopped
+  mutable std::mutex mutex;  // guards cache, by_record, due, seq, stopped
   std::unordered_map<std::string, entry> cache;
+  /// Cache entries by the identifiers of the device record in their decision (e.d->device),
+  /// each spelt as the cache key a lookup by it would have (record_keys): a webhook's re-read
+  /// finds every entry naming its device here, without walking the cache. Invariant: an entry
+  /// is listed under exactly record_keys(*e.d->device) (none when it has no record); kept by
+  /// set_decision() and erase_entry(), the only places that change `d` or drop an entry. Each
+  /// list holds the few entries of one device (looked up by UDID, serial, id).
+  std::unordered_map<std::string, std::vector<entry*>> by_record;
+  /// Invariant: an entry with a decision is queued exactly once, at due_time(); one without is
+  /// not (schedule(), erase_entry()). An in-flight entry popped from the queue is queued again
+  /// when its fetch is applied.
+  due_queue due;
   std::uint64_t seq = 0;
   bool stopped = false;
 
@@ -153,7 +187,9 @@ struct service::impl {
       if (stopped) {
         hit = unavailable("the compliance service is stopped");
       } else {
-        auto& e = cache[k];
+        auto [it, inserted] = cache.try_emplace(k);
+        auto& e = it->second;
+        if (inserted) e.cache_key = &it->first;
         if (e.d && now < e.fresh_until) {
           hit = e.d;
         } else {
@@ -222,22 +258,20 @@ struct service::impl {
     std::vector<change> changes;
     {
       std::lock_guard lock(mutex);
-      std::vector<std::pair<const std::string*, entry*>> targets;
+      std::vector<entry*> targets;
       if (related) {
-        for (auto& [ck, e] : cache) {
-          if (ck == k || is_related(e, key, r)) targets.emplace_back(&ck, &e);
-        }
+        targets = related_entries(key, k, r);
       } else if (auto it = cache.find(k); it != cache.end()) {
-        targets.emplace_back(&it->first, &it->second);
+        targets.push_back(&it->second);
       }
-      for (auto& t : targets) {
-        entry& e = *t.second;
+      for (entry* t : targets) {
+        entry& e = *t;
         decision_ptr before = e.d;
         // A result older than the one applied (a webhook re-read overtook this lookup) does
         // not overwrite it; its waiters get the newer decision.
         if (my_seq > e.applied_seq) {
           e.applied_seq = my_seq;
-          e.d = decide(e, r, now);
+          set_decision(e, decide(e, r, now));
         }
         if (!related) {
           e.in_flight = false;
@@ -245,6 +279,7 @@ struct service::impl {
             wake.emplace_back(std::move(w), e.d);
           e.waiters.clear();
         }
+        schedule(e);
         if (before && e.d != before && differs(*before, *e.d)) {
           changes.push_back(change{e.key, before, e.d, cause});
         }
@@ -254,6 +289,80 @@ struct service::impl {
     notify(changes);
     for (auto& [w, d] : wake)
       w(d);
+  }
+
+  /// The entry `k` and every entry naming the same device as `key` or the fetched record
+  /// (is_related), from the indexes: candidates are the entries whose own key or whose
+  /// decision's record has one of the identifiers involved; is_related then decides exactly as
+  /// a walk over the whole cache would. The entry `k` comes first; no entry twice. Under mutex.
+  std::vector<entry*> related_entries(const device_key& key, const std::string& k,
+                                      const fetch_result& r) {
+    std::vector<entry*> candidates;
+    const auto collect = [&](const std::string& ck) {
+      if (const auto it = cache.find(ck); it != cache.end()) candidates.push_back(&it->second);
+      if (const auto it = by_record.find(ck); it != by_record.end()) {
+        candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+      }
+    };
+    // An entry's own key names the device when it matches the fetched record (that is, when
+    // the entry's cache key is one of the record's keys); its decision names the device when
+    // its record has the event key's identifier or the fetched record's UDID or serial.
+    collect(k);
+    if (r.device) {
+      for (const auto& rk : record_keys(*r.device))
+        collect(rk);
+    }
+    std::vector<entry*> out;
+    for (entry* e : candidates) {
+      if (std::find(out.begin(), out.end(), e) != out.end()) continue;  // a handful at most
+      if (*e->cache_key == k || is_related(*e, key, r)) out.push_back(e);
+    }
+    return out;
+  }
+
+  /// Replaces an entry's decision, keeping by_record in step. Under mutex.
+  void set_decision(entry& e, decision_ptr d) {
+    if (d == e.d) return;
+    const auto old_keys =
+        e.d && e.d->device ? record_keys(*e.d->device) : std::vector<std::string>{};
+    const auto new_keys = d && d->device ? record_keys(*d->device) : std::vector<std::string>{};
+    e.d = std::move(d);
+    if (old_keys == new_keys) return;  // the same device again: the usual re-read
+    for (const auto& rk : old_keys) {
+      const auto it = by_record.find(rk);
+      if (it == by_record.end()) continue;
+      auto& list = it->second;
+      list.erase(std::remove(list.begin(), list.end(), &e), list.end());
+      if (list.empty()) by_record.erase(it);
+    }
+    for (const auto& rk : new_keys)
+      by_record[rk].push_back(&e);
+  }
+
+  /// When the refresh must next look at an entry: an admit when it expires (re-read), a
+  /// refusal (or uem_unavailable) when it may be evicted; never without a decision.
+  static std::optional<clock_type::time_point> due_time(const entry& e) {
+    if (!e.d) return std::nullopt;
+    return e.d->admitted() ? e.fresh_until : e.fresh_until + evict_after;
+  }
+
+  /// (Re)queues an entry at due_time(). Under mutex.
+  void schedule(entry& e) {
+    const auto when = due_time(e);
+    if (e.due && when && (*e.due)->first == *when) return;
+    if (e.due) {
+      due.erase(*e.due);
+      e.due.reset();
+    }
+    if (when) e.due = due.emplace(*when, &e);
+  }
+
+  /// Drops an entry from the cache, its indexes and the refresh queue. Under mutex.
+  void erase_entry(std::unordered_map<std::string, entry>::iterator it) {
+    entry& e = it->second;
+    set_decision(e, nullptr);
+    if (e.due) due.erase(*e.due);
+    cache.erase(it);
   }
 
   static bool is_related(const entry& e, const device_key& key, const fetch_result& r) {
@@ -329,23 +438,49 @@ struct service::impl {
     }
   }
 
+  /// Starts the re-reads of the admits that expired and evicts long-expired refusals;
+  /// `everything` (the inventory was reloaded): re-reads every cached device.
   void refresh(bool everything) {
     const auto now = opts.now();
     std::vector<std::tuple<device_key, std::string, std::uint64_t>> todo;
     {
       std::lock_guard lock(mutex);
-      for (auto it = cache.begin(); it != cache.end();) {
-        auto& e = it->second;
-        if (!e.in_flight && e.d && !e.d->admitted() && now >= e.fresh_until + evict_after) {
-          it = cache.erase(it);
-          continue;
+      if (everything) {
+        // A reload changes what any device's answer may be: a walk, inherently O(cache), and
+        // as rare as inventory changes. The queue stays as it is: entries now in flight are
+        // queued again when their fetch is applied.
+        for (auto it = cache.begin(); it != cache.end();) {
+          auto& e = it->second;
+          if (!e.in_flight && e.d && !e.d->admitted() && now >= e.fresh_until + evict_after) {
+            erase_entry(it++);
+            continue;
+          }
+          if (!e.in_flight && e.d) {
+            e.in_flight = true;
+            todo.emplace_back(e.key, it->first, ++seq);
+          }
+          ++it;
         }
-        const bool due = e.d && now >= e.fresh_until && e.d->admitted();
-        if (!e.in_flight && e.d && (everything || due)) {
-          e.in_flight = true;
-          todo.emplace_back(e.key, it->first, ++seq);
+      } else {
+        // Only the entries due: O(due · log n) per tick, however many devices are cached.
+        while (!due.empty() && due.begin()->first <= now) {
+          entry& e = *due.begin()->second;
+          due.erase(due.begin());
+          e.due.reset();
+          if (e.in_flight || !e.d) continue;  // queued again when its fetch is applied
+          if (!e.d->admitted()) {
+            if (now >= e.fresh_until + evict_after) {
+              erase_entry(cache.find(*e.cache_key));
+            } else {
+              schedule(e);  // not reached while the queue is in step; later, never sooner
+            }
+          } else if (now >= e.fresh_until) {
+            e.in_flight = true;
+            todo.emplace_back(e.key, *e.cache_key, ++seq);
+          } else {
+            schedule(e);
+          }
         }
-        ++it;
       }
     }
     for (auto& [key, k, s] : todo) {
@@ -596,7 +731,7 @@ std::shared_ptr<void> service::subscribe(subscriber callback) {
 void service::forget(const device_key& key) {
   std::lock_guard lock(impl_->mutex);
   const auto it = impl_->cache.find(detail::cache_key(key));
-  if (it != impl_->cache.end() && !it->second.in_flight) impl_->cache.erase(it);
+  if (it != impl_->cache.end() && !it->second.in_flight) impl_->erase_entry(it);
 }
 
 std::optional<net::ip::tcp::endpoint> service::webhook_endpoint() const {

@@ -421,5 +421,93 @@ TEST(Registry, AdmissionThenSessionThenEnd) {
   EXPECT_EQ(forgotten, std::vector<std::string>{"DEV-A"});
 }
 
+// --- the idle sweep's order, with an injected clock ------------------------------------------
+
+/// A registry whose clock the test moves.
+struct clocked_registry {
+  std::chrono::steady_clock::time_point t{};
+  session_registry reg{[this] { return t; }};
+  std::vector<std::string> forgotten;
+  std::size_t sweep(std::chrono::steady_clock::duration idle) {
+    return reg.sweep_idle(idle, [this](const std::string& udid) { forgotten.push_back(udid); });
+  }
+};
+
+TEST(Registry, SweepTakesTheLongestIdleFirstAndStopsAtTheFirstTooRecent) {
+  using std::chrono::seconds;
+  net::io_context io;
+  probe p;
+  clocked_registry c;
+  // Idle in the order Z, A, M (not the order of their names).
+  for (const char* udid : {"Z", "A", "M"}) {
+    { auto r = c.reg.add(make_entry(c.reg, io, udid, &p), 5); }
+    c.t += seconds(10);
+  }
+  // Now 30 s: Z idle for 30 s, A for 20 s, M for 10 s.
+  EXPECT_EQ(c.sweep(seconds(15)), 2U);
+  EXPECT_EQ(c.forgotten, (std::vector<std::string>{"Z", "A"}));
+  c.t += seconds(4);
+  EXPECT_EQ(c.sweep(seconds(15)), 0U) << "M idle for 14 s";
+  c.t += seconds(1);
+  EXPECT_EQ(c.sweep(seconds(15)), 1U);
+  EXPECT_EQ(c.forgotten, (std::vector<std::string>{"Z", "A", "M"}));
+  EXPECT_EQ(c.sweep(seconds(0)), 0U);
+}
+
+TEST(Registry, ADeviceBusyAgainIsNotSweptAndItsIdleTimeStartsOver) {
+  using std::chrono::seconds;
+  net::io_context io;
+  probe p;
+  clocked_registry c;
+  { auto r = c.reg.add(make_entry(c.reg, io, "AGAIN", &p), 5); }  // idle since 0
+  c.t += seconds(5);
+  { auto r = c.reg.add(make_entry(c.reg, io, "OTHER", &p), 5); }  // idle since 5
+  c.t += seconds(1);
+  auto live = c.reg.add(make_entry(c.reg, io, "AGAIN", &p), 5);  // busy at 6
+  c.t += seconds(100);
+  EXPECT_EQ(c.sweep(seconds(10)), 1U) << "OTHER only: AGAIN has a session";
+  EXPECT_EQ(c.forgotten, std::vector<std::string>{"OTHER"});
+  live.reset();  // idle since 106, not since 0
+  c.t += seconds(9);
+  EXPECT_EQ(c.sweep(seconds(10)), 0U);
+  // An admission makes it busy too; its end starts the idle time over once more.
+  {
+    auto ticket = c.reg.begin_admission("AGAIN");
+    c.t += seconds(50);
+    EXPECT_EQ(c.sweep(seconds(10)), 0U);
+  }
+  c.t += seconds(9);
+  EXPECT_EQ(c.sweep(seconds(10)), 0U);
+  c.t += seconds(1);
+  EXPECT_EQ(c.sweep(seconds(10)), 1U);
+  EXPECT_EQ(c.forgotten, (std::vector<std::string>{"OTHER", "AGAIN"}));
+  // Forgotten devices are tracked afresh: an admission that ends makes it idle again.
+  c.reg.begin_admission("AGAIN").end();
+  EXPECT_EQ(c.sweep(seconds(0)), 1U);
+}
+
+TEST(Registry, SweepAmongManyDevicesForgetsOnlyTheIdleOnes) {
+  net::io_context io;
+  probe p;
+  clocked_registry c;
+  constexpr int devices = 2000;
+  std::vector<session_registry::registration> held;
+  held.reserve(devices);
+  for (int i = 0; i < devices; ++i)
+    held.push_back(c.reg.add(make_entry(c.reg, io, "DEV-" + std::to_string(i), &p), 5));
+  std::vector<std::string> ended;
+  for (int i = 0; i < devices; i += 200) {
+    held[static_cast<std::size_t>(i)].reset();
+    ended.push_back("DEV-" + std::to_string(i));
+    c.t += std::chrono::seconds(1);
+  }
+  EXPECT_EQ(c.sweep(std::chrono::seconds(0)), ended.size());
+  EXPECT_EQ(c.forgotten, ended) << "in the order they became idle";
+  EXPECT_EQ(c.reg.devices().size(), devices - ended.size());
+  EXPECT_EQ(c.sweep(std::chrono::seconds(0)), 0U);
+  held.clear();
+  EXPECT_EQ(c.sweep(std::chrono::seconds(0)), devices - ended.size());
+}
+
 }  // namespace
 }  // namespace tunnelgate::gateway

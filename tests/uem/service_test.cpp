@@ -1,12 +1,16 @@
 // The cache, single flight, stale grace and subscribers, against a controllable source and an
-// injected clock; the file source and its reload.
+// injected clock; the indexes behind a webhook's re-read and the refresh queue; the file source
+// and its reload.
 #include <utility>  // before Asio (STYLE P1)
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <future>
+#include <nlohmann/json.hpp>
 
+#include "http_client.hpp"
 #include "uem_fixture.hpp"
 
 using namespace uem_test;
@@ -33,9 +37,16 @@ struct recorder {
 
 class UemService : public testing::Test {
  protected:
+  /// `webhook`: also start the listener (plain HTTP on loopback; post() sends to it).
   void start(const std::string& cache = "{positive_ttl: 1m, negative_ttl: 10s, stale_grace: 5m}",
-             bool background = false) {
-    cfg_ = load("uem: {source: file, file: unused.json, cache: " + cache + "}\n");
+             bool background = false, bool webhook = false) {
+    std::string hook;
+    if (webhook) {
+      dir_.write("hook_pw", "hook-pw\n");
+      hook = ", webhook: {listen: 127.0.0.1:0, username: hook, password_file: hook_pw}";
+    }
+    cfg_ =
+        load("uem: {source: file, file: unused.json, cache: " + cache + hook + "}\n", dir_.path());
     uem::service_options o;
     o.now = clock_.fn();
     o.make_source = fake_source_factory(state_);
@@ -47,7 +58,36 @@ class UemService : public testing::Test {
   uem::decision_ptr check(const std::string& udid) {
     return svc_->check(uem::device_key::udid(udid));
   }
+  /// Posts a webhook event naming the device by UDID, else serial, else DeviceId (the parser's
+  /// order); returns the HTTP status (200 once the re-read was applied and subscribers told).
+  int post(const std::string& udid, const std::string& serial = {},
+           const std::string& device_id = {}) {
+    nlohmann::json j{{"EventId", ++event_id_},
+                     {"EventType", "Compliance Status Changed"},
+                     {"Udid", udid},
+                     {"SerialNumber", serial},
+                     {"EventTime", "t" + std::to_string(event_id_)}};
+    if (!device_id.empty()) j["DeviceId"] = std::stoi(device_id);
+    http_client c("127.0.0.1", svc_->webhook_endpoint()->port());
+    return c
+        .request("POST", "/events", j.dump(),
+                 {{"Authorization", basic_auth("hook", "hook-pw")},
+                  {"Content-Type", "application/json"}})
+        .status;
+  }
+  /// The changes seen so far as "key:after" (cause left out), in order.
+  std::vector<std::string> changed() {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < changes_.size(); ++i) {
+      const auto c = changes_.at(i);
+      out.push_back(std::get<0>(c) + ":" + std::string(uem::to_string(std::get<2>(c))));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
 
+  temp_dir dir_;
+  int event_id_ = 0;
   fake_clock clock_;
   std::shared_ptr<fake_source_state> state_ = std::make_shared<fake_source_state>();
   uem::config cfg_;
@@ -247,6 +287,147 @@ TEST_F(UemService, StopWakesPendingLookups) {
   releaser.join();
   ASSERT_EQ(pending.wait_for(5s), std::future_status::ready);
   EXPECT_NE(pending.get(), nullptr);
+}
+
+// --- the indexes behind a webhook's re-read, the refresh queue ----------------------------
+
+TEST_F(UemService, OneEventUpdatesTheDeviceUnderEveryKeyItWasLookedUpBy) {
+  auto rec = make_record("AbC-1");
+  rec.serial = "SER-1";
+  rec.device_id = "501";
+  state_->set(rec);
+  auto other = make_record("OTHER");  // serial SN-OTHER
+  state_->set(other);
+  start("{positive_ttl: 1m, negative_ttl: 10s, stale_grace: 5m}", false, true);
+  ASSERT_TRUE(svc_->check(uem::device_key::udid("abc-1"))->admitted());
+  ASSERT_TRUE(svc_->check(uem::device_key::serial("ser-1"))->admitted());
+  ASSERT_TRUE(svc_->check(uem::device_key::device_id("501"))->admitted());
+  ASSERT_TRUE(svc_->check(uem::device_key::udid("other"))->admitted());
+  ASSERT_TRUE(svc_->check(uem::device_key::serial("sn-other"))->admitted());
+  rec.compliance_status = "NonCompliant";
+  state_->set(rec);
+  other.compliance_status = "NonCompliant";  // changed too, but no event names it
+  state_->set(other);
+  // Named by UDID in another case: all three entries, not the other device's.
+  ASSERT_EQ(post("ABC-1"), 200);
+  EXPECT_EQ(changed(), (std::vector<std::string>{"501:noncompliant", "abc-1:noncompliant",
+                                                 "ser-1:noncompliant"}));
+  // Named by serial only, then by DeviceId only: the same three each time.
+  rec.compliance_status = "Compliant";
+  state_->set(rec);
+  ASSERT_EQ(post("", "Ser-1"), 200);
+  EXPECT_EQ(changes_.size(), 6U);
+  rec.compromised = true;
+  state_->set(rec);
+  ASSERT_EQ(post("", "", "501"), 200);
+  ASSERT_EQ(changes_.size(), 9U);
+  for (std::size_t i = 6; i < 9; ++i)
+    EXPECT_EQ(std::get<2>(changes_.at(i)), uem::reason::compromised);
+  EXPECT_EQ(svc_->cached(uem::device_key::udid("other"))->code, uem::reason::ok);
+  EXPECT_EQ(svc_->cached(uem::device_key::serial("SN-OTHER"))->code, uem::reason::ok);
+}
+
+TEST_F(UemService, AnEntryFollowsItsDevicesNewIdentifiers) {
+  // The serial an entry was looked up by changes in the UEM; the entry's record then carries
+  // the new one, and an event naming the new serial still reaches it (by its record), also
+  // when the UEM no longer knows the device at all.
+  auto rec = make_record("MOVE-1");
+  rec.serial = "OLD-SN";
+  state_->set(rec);
+  start("{positive_ttl: 1m, negative_ttl: 10s, stale_grace: 5m}", false, true);
+  ASSERT_TRUE(svc_->check(uem::device_key::serial("old-sn"))->admitted());
+  rec.serial = "NEW-SN";
+  state_->set(rec);
+  ASSERT_EQ(post("move-1"), 200);  // re-read: still admitted, the record now says NEW-SN
+  EXPECT_EQ(changes_.size(), 0U);
+  EXPECT_EQ(svc_->cached(uem::device_key::serial("old-sn"))->device->serial, "NEW-SN");
+  state_->remove("move-1");
+  ASSERT_EQ(post("", "new-sn"), 200);
+  EXPECT_EQ(changed(), std::vector<std::string>{"old-sn:unknown_device"});
+  // Its record went with the device: an event naming the device again finds no entry now
+  // (the entry's own key, serial OLD-SN, is not the device's any more).
+  state_->set(rec);
+  ASSERT_EQ(post("MOVE-1"), 200);
+  EXPECT_EQ(changes_.size(), 1U);
+}
+
+TEST_F(UemService, ForgottenAndEvictedEntriesLeaveTheIndexes) {
+  auto f = make_record("F");                    // forgotten by UDID, still cached by serial
+  auto ev = make_record("EV", "NonCompliant");  // a refusal, evicted 10 min after expiry
+  auto t = make_record("T");  // an admit, re-read at the same tick as the eviction
+  state_->set(f);
+  state_->set(ev);
+  state_->set(t);
+  start("{positive_ttl: 1m, negative_ttl: 10s, stale_grace: 0s}", true, true);
+  ASSERT_TRUE(check("f")->admitted());
+  ASSERT_TRUE(svc_->check(uem::device_key::serial("sn-f"))->admitted());
+  ASSERT_EQ(svc_->check(uem::device_key::serial("sn-ev"))->code, uem::reason::noncompliant);
+  ASSERT_TRUE(check("t")->admitted());
+  svc_->forget(uem::device_key::udid("F"));
+  f.compliance_status = "NonCompliant";
+  state_->set(f);
+  ASSERT_EQ(post("f"), 200);
+  EXPECT_EQ(changed(), std::vector<std::string>{"sn-f:noncompliant"});
+  // The eviction: the tick that re-reads T (due at 1 min) evicts EV too (due at 10 min 10 s).
+  const int before = state_->fetches();
+  clock_.advance(11min);
+  ASSERT_TRUE(wait_until([&] { return state_->fetches() > before; }));
+  ev.compliance_status = "Compliant";
+  state_->set(ev);
+  ASSERT_EQ(post("ev"), 200);  // no entry names EV any more (ASan: no stale index either)
+  EXPECT_EQ(changes_.size(), 1U);
+  EXPECT_TRUE(svc_->check(uem::device_key::serial("sn-ev"))->admitted());
+  EXPECT_EQ(changes_.size(), 1U) << "a new entry: nothing it changed from";
+}
+
+TEST_F(UemService, RefreshReReadsOnlyTheEntriesDue) {
+  for (const char* u : {"A", "B", "C"})
+    state_->set(make_record(u));
+  start("{positive_ttl: 1m, negative_ttl: 10s, stale_grace: 0s}", true);
+  ASSERT_TRUE(check("a")->admitted());
+  clock_.advance(20s);
+  ASSERT_TRUE(check("b")->admitted());
+  clock_.advance(20s);
+  ASSERT_TRUE(check("c")->admitted());
+  for (const char* u : {"A", "B", "C"})
+    state_->set(make_record(u, "NonCompliant"));
+  const auto refreshed = [this](std::vector<std::string> want) {
+    EXPECT_TRUE(wait_until([&] { return changes_.size() >= want.size(); }));
+    std::this_thread::sleep_for(150ms);  // three ticks: nothing more may be re-read
+    std::vector<std::string> got;
+    for (std::size_t i = 0; i < changes_.size(); ++i) {
+      EXPECT_EQ(std::get<3>(changes_.at(i)), "ttl_refresh");
+      got.push_back(std::get<0>(changes_.at(i)));
+    }
+    EXPECT_EQ(got, want);
+  };
+  clock_.advance(21s);  // 61 s: A only
+  refreshed({"a"});
+  clock_.advance(20s);  // 81 s: B
+  refreshed({"a", "b"});
+  clock_.advance(20s);  // 101 s: C
+  refreshed({"a", "b", "c"});
+  EXPECT_EQ(state_->fetches(), 6);
+}
+
+TEST_F(UemService, AnEntryInFlightWhenDueIsRefreshedAtItsNextExpiry) {
+  state_->set(make_record("IF"));
+  start("{positive_ttl: 1m, negative_ttl: 10s, stale_grace: 0s}", true);
+  ASSERT_TRUE(check("if")->admitted());
+  // Due now, and a lookup's fetch holds it in flight over several ticks.
+  state_->hold(true);
+  clock_.advance(61s);
+  auto pending = std::async(std::launch::async, [this] { return check("if"); });
+  ASSERT_TRUE(wait_until([&] { return state_->fetches() == 2; }));
+  std::this_thread::sleep_for(150ms);
+  state_->hold(false);
+  ASSERT_TRUE(pending.get()->admitted());
+  EXPECT_EQ(state_->fetches(), 2) << "one fetch in flight; the ticks skipped the entry";
+  state_->set(make_record("IF", "NonCompliant"));
+  clock_.advance(61s);
+  ASSERT_TRUE(wait_until([&] { return changes_.size() == 1; }));
+  EXPECT_EQ(changes_.at(0), std::make_tuple(std::string("if"), uem::reason::ok,
+                                            uem::reason::noncompliant, std::string("ttl_refresh")));
 }
 
 // --- the file source ----------------------------------------------------------------------
