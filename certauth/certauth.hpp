@@ -281,11 +281,37 @@ struct verify_policy {
   identity_mapping identity;
   /// The time to verify at; empty means std::chrono::system_clock::now.
   std::function<std::chrono::system_clock::time_point()> clock;
+  /// How long an accepted chain is remembered (0..86400 s; 0 disables the cache). A verdict is
+  /// reused only for the same leaf and the same untrusted certificates (by SHA-256 of their
+  /// DER), under the same trust snapshot (a reload forgets everything), and never beyond the
+  /// moment the full verification would decide differently: the first notAfter (+ clock skew)
+  /// in the chain, a CRL's nextUpdate (+ clock skew), a bundle or peer certificate becoming
+  /// valid or expiring. Refusals are never remembered. No cache with a revocation_checker.
+  std::chrono::seconds cache_ttl{60};
+  /// The most entries the cache holds (0 disables it); the least recently used goes first.
+  /// An entry takes about 0.8 KiB (100000: about 85 MB when full).
+  std::size_t cache_size = 100000;
 };
+
+/// Counters of a verifier's cache since its construction (all zero when it is disabled).
+struct verify_cache_stats {
+  std::uint64_t hits = 0;       ///< verdicts answered from the cache
+  std::uint64_t misses = 0;     ///< lookups that ran the full verification (expired entries too)
+  std::uint64_t evictions = 0;  ///< entries dropped to stay within cache_size
+  std::size_t entries = 0;      ///< entries held now
+};
+
+namespace detail {
+class verify_cache;  // internal
+}
 
 /// Checks device certificate chains. All verify overloads are const and thread-safe; each uses
 /// the trust snapshot current at its start. They never throw for bad certificates (that is a
 /// verdict) and leave the calling thread's OpenSSL error queue as they found it.
+///
+/// Accepted verdicts are cached (verify_policy::cache_ttl, cache_size): a hit returns the
+/// verify_result of the full verification of the same input under the same trust snapshot,
+/// and only while that verification would still give it (see cache_ttl).
 ///
 /// Order of checks, first failure wins: no_certificate, malformed, unknown_ca (chain building,
 /// issuer basic constraints), weak_key, weak_signature, expired / not_yet_valid, revoked,
@@ -319,6 +345,8 @@ class verifier {
 
   const verify_policy& policy() const noexcept { return policy_; }
   const std::shared_ptr<trust_store>& store() const noexcept { return store_; }
+  /// The cache's counters (verify_policy::cache_ttl); thread-safe, cheap (a short lock).
+  verify_cache_stats cache_stats() const;
 
   struct compiled_mapping;  // internal
 
@@ -327,6 +355,7 @@ class verifier {
   verify_policy policy_;
   std::shared_ptr<const revocation_checker> extra_;
   std::unique_ptr<const compiled_mapping> mapping_;
+  std::unique_ptr<detail::verify_cache> cache_;  // null when disabled
 };
 
 // ---------------------------------------------------------------------------------------------

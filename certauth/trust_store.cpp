@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -285,6 +286,14 @@ std::shared_ptr<const trust_snapshot> trust_snapshot::load(const trust_options& 
   snap->summary.crl_count = snap->crls.size();
   snap->summary.crl_required = snap->crl_required;
   snap->summary.loaded_at = std::chrono::system_clock::now();
+  for (const auto& x : snap->cas) {
+    std::time_t t = 0;
+    if (detail::to_time_t(X509_get0_notBefore(x.get()), t)) snap->validity_events.push_back(t);
+    if (detail::to_time_t(X509_get0_notAfter(x.get()), t)) snap->validity_events.push_back(t);
+  }
+  std::sort(snap->validity_events.begin(), snap->validity_events.end());
+  static std::atomic<std::uint64_t> last_generation{0};
+  snap->generation = last_generation.fetch_add(1, std::memory_order_relaxed) + 1;
   return snap;
 }
 

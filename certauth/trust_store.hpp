@@ -1,6 +1,7 @@
 // The immutable trust snapshot: CA certificates and CRLs as loaded at one moment. Internal.
 #pragma once
 
+#include <cstdint>
 #include <ctime>
 #include <string>
 #include <vector>
@@ -40,6 +41,12 @@ class trust_snapshot {
   bool partial_chain = false;
   bool crl_required = false;  // trust_options::requires_crl(): no CRL in scope means no_crl
   trust_summary summary;
+  /// Unique in the process and increasing with each load: a snapshot's identity for the
+  /// verifier's cache that, unlike its address, is never reused after the snapshot is freed.
+  std::uint64_t generation = 0;
+  /// Every notBefore and notAfter of the bundle CAs, sorted: the moments at which OpenSSL's
+  /// choice of issuer (it prefers one valid at the verification time) may change.
+  std::vector<std::time_t> validity_events;
 };
 
 }  // namespace tunnelgate::certauth

@@ -1,6 +1,8 @@
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <ctime>
+#include <limits>
 
 #include "certauth/certauth.hpp"
 #include "certauth/codec.hpp"
@@ -8,6 +10,7 @@
 #include "certauth/identity.hpp"
 #include "certauth/ossl.hpp"
 #include "certauth/trust_store.hpp"
+#include "certauth/verify_cache.hpp"
 
 namespace tunnelgate::certauth {
 
@@ -157,6 +160,14 @@ verifier::verifier(std::shared_ptr<trust_store> store, verify_policy policy,
   m->user = detail::compile_field(policy_.identity.user, "user", false);
   m->serial = detail::compile_field(policy_.identity.serial, "serial", true);
   mapping_ = std::move(m);
+  if (policy_.cache_ttl < std::chrono::seconds(0) || policy_.cache_ttl > std::chrono::hours(24)) {
+    detail::fail(errc::bad_config, "cache TTL must be between 0 and 86400 seconds");
+  }
+  // A revocation_checker answers from its own, changing, state (OCSP responses), which the
+  // cache's bounds know nothing about: with one, every verification runs in full.
+  if (policy_.cache_ttl > std::chrono::seconds(0) && policy_.cache_size > 0 && !extra_) {
+    cache_ = std::make_unique<detail::verify_cache>(policy_.cache_size);
+  }
 }
 
 verifier::~verifier() = default;
@@ -168,7 +179,44 @@ struct run_context {
   const verify_policy& policy;
   const verifier::compiled_mapping& mapping;
   const revocation_checker* extra;
+  std::chrono::system_clock::time_point now;
 };
+
+// The last second at which a verdict reached at `now` still holds as far as time goes: each
+// time-dependent check in run() narrows it to the moment that check would answer otherwise.
+// Only an accepted verdict uses it (for the cache), so every check it saw had passed.
+class time_bound {
+ public:
+  explicit time_bound(std::time_t now) : now_(now) {}
+  /// The verdict holds while now <= t.
+  void until(std::time_t t) { last_ = std::min(last_, t); }
+  /// Something changes at time t (>= t is different from < t), if that is still ahead.
+  void event(std::time_t t) {
+    if (t > now_) until(t - 1);
+  }
+  std::time_t last() const { return last_; }
+
+ private:
+  std::time_t now_;
+  std::time_t last_ = std::numeric_limits<std::time_t>::max();
+};
+
+// OpenSSL prefers an issuer valid at the verification time, so the chain it builds can change
+// when any certificate it may pick (a bundle CA, one the peer sent) starts or stops being
+// valid, without skew. Conservative: the entry ends at the first such moment.
+void bound_issuer_choice(const trust_snapshot& snap, X509* leaf, STACK_OF(X509) * untrusted,
+                         std::time_t now, time_bound& bound) {
+  const auto next = std::upper_bound(snap.validity_events.begin(), snap.validity_events.end(), now);
+  if (next != snap.validity_events.end()) bound.event(*next);
+  const auto add = [&bound](X509* x) {
+    std::time_t t = 0;
+    if (detail::to_time_t(X509_get0_notBefore(x), t)) bound.event(t);
+    if (detail::to_time_t(X509_get0_notAfter(x), t)) bound.event(t);
+  };
+  add(leaf);
+  for (int i = 0; i < sk_X509_num(untrusted); ++i)
+    add(sk_X509_value(untrusted, i));
+}
 
 verify_result check_identity(X509* leaf, const run_context& rc, std::time_t nb, std::time_t na,
                              std::vector<std::string> warnings) {
@@ -236,10 +284,14 @@ verify_result check_identity(X509* leaf, const run_context& rc, std::time_t nb, 
   return v;
 }
 
-verify_result run(const run_context& rc, X509* leaf, STACK_OF(X509) * untrusted) {
-  const auto now_tp = rc.policy.clock ? rc.policy.clock() : std::chrono::system_clock::now();
+// The full verification. When `valid_until` is not null and the verdict is ok, it receives the
+// last second at which this verdict still holds (time_bound).
+verify_result run(const run_context& rc, X509* leaf, STACK_OF(X509) * untrusted,
+                  std::time_t* valid_until) {
+  const auto now_tp = rc.now;
   const std::time_t now = std::chrono::system_clock::to_time_t(now_tp);
   const std::time_t skew = static_cast<std::time_t>(rc.policy.clock_skew.count());
+  time_bound bound(now);
 
   if ((X509_get_extension_flags(leaf) & EXFLAG_INVALID) != 0) {
     return refuse(reason::malformed, "the leaf certificate has invalid or duplicate extensions");
@@ -305,6 +357,8 @@ verify_result run(const run_context& rc, X509* leaf, STACK_OF(X509) * untrusted)
       leaf_nb = nb;
       leaf_na = na;
     }
+    // notBefore needs no bound: a cache entry is used only at its verification time or later.
+    bound.until(na + skew);
     if (na < now - skew) {
       return refuse(reason::expired, cert_label(x, i) + " expired at " + detail::iso8601(na) +
                                          " (now " + detail::iso8601(now) + ", clock skew " +
@@ -367,10 +421,16 @@ verify_result run(const run_context& rc, X509* leaf, STACK_OF(X509) * untrusted)
     std::string stale;
     std::time_t t = 0;
     const ASN1_TIME* next = X509_CRL_get0_nextUpdate(e->crl.get());
-    if (next != nullptr && detail::to_time_t(next, t) && t < now - skew) {
-      stale = "past its nextUpdate " + detail::iso8601(t);
-    } else if (detail::to_time_t(X509_CRL_get0_lastUpdate(e->crl.get()), t) && t > now + skew) {
-      stale = "not valid until " + detail::iso8601(t) + " (check the clocks)";
+    const bool has_next = next != nullptr && detail::to_time_t(next, t);
+    if (has_next && t < now - skew) {
+      stale = "past its nextUpdate " + detail::iso8601(t);  // and stays so: no bound
+    } else {
+      // Fresh now; stale (refused, or a warning to add) after nextUpdate + skew.
+      if (has_next) bound.until(t + skew);
+      if (detail::to_time_t(X509_CRL_get0_lastUpdate(e->crl.get()), t) && t > now + skew) {
+        stale = "not valid until " + detail::iso8601(t) + " (check the clocks)";
+        bound.until(t - skew - 1);  // under `warn`: the warning goes away then
+      }
     }
     if (stale.empty()) continue;
     X509* x = sk_X509_value(chain, i);
@@ -417,7 +477,12 @@ verify_result run(const run_context& rc, X509* leaf, STACK_OF(X509) * untrusted)
                            : " is not valid for TLS client authentication (OpenSSL's SSL "
                              "client purpose check)"));
   }
-  return check_identity(leaf, rc, leaf_nb, leaf_na, std::move(warnings));
+  auto v = check_identity(leaf, rc, leaf_nb, leaf_na, std::move(warnings));
+  if (valid_until != nullptr && v.ok()) {
+    bound_issuer_choice(rc.snap, leaf, untrusted, now, bound);
+    *valid_until = bound.last();
+  }
+  return v;
 }
 
 }  // namespace
@@ -426,8 +491,23 @@ verify_result verifier::verify(X509* leaf, STACK_OF(X509) * untrusted) const {
   ossl::error_mark mark;
   if (leaf == nullptr) return refuse(reason::no_certificate, "no certificate was presented");
   const auto snap = store_->snapshot();
-  const run_context rc{*snap, policy_, *mapping_, extra_.get()};
-  return run(rc, leaf, untrusted);
+  const auto now = policy_.clock ? policy_.clock() : std::chrono::system_clock::now();
+  const run_context rc{*snap, policy_, *mapping_, extra_.get(), now};
+  detail::cache_key key{};
+  if (!cache_ || !cache_->key_of(leaf, untrusted, key)) return run(rc, leaf, untrusted, nullptr);
+  if (auto hit = cache_->find(key, snap->generation, now)) return *hit;
+  std::time_t valid_until = 0;
+  auto result = run(rc, leaf, untrusted, &valid_until);
+  if (result.ok() && std::chrono::system_clock::to_time_t(now) <= valid_until) {
+    const detail::cache_validity validity{snap->generation, now, now + policy_.cache_ttl,
+                                          valid_until};
+    cache_->insert(key, validity, std::make_shared<const verify_result>(result));
+  }
+  return result;
+}
+
+verify_cache_stats verifier::cache_stats() const {
+  return cache_ ? cache_->stats() : verify_cache_stats{};
 }
 
 verify_result verifier::verify(const SSL* ssl) const {
