@@ -1,6 +1,7 @@
 // The admin listener: health, readiness, Prometheus metrics and the sessions API. Plain HTTP,
 // loopback by default; a bearer token (from a file) is required whenever one is configured.
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include <nlohmann/json.hpp>
 
@@ -54,6 +55,28 @@ bool token_ok(const std::string& want, std::string_view header) {
   std::string cmp(want.size(), '\0');
   std::copy_n(header.data(), std::min(header.size(), want.size()), cmp.data());
   return (CRYPTO_memcmp(cmp.data(), want.data(), want.size()) == 0) && same_len;
+}
+
+/// The TLS caches of the configuration in force (their counters start again after a reload,
+/// which builds new ones: Prometheus treats that as a counter reset).
+std::string tls_metrics(const shared_state& st) {
+  const auto rt = st.current();
+  if (!rt) return {};
+  std::string out;
+  auto one = [&out](const char* name, const char* type, const char* help, std::uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + std::to_string(v) + "\n";
+  };
+  const auto c = rt->verifier->cache_stats();
+  one("tunnelgate_verify_cache_hits_total", "counter",
+      "Device chains accepted from the cache of verified chains (tls.verify_cache_ttl)", c.hits);
+  one("tunnelgate_verify_cache_misses_total", "counter",
+      "Device chains verified in full (not cached, expired, or the trust store changed)", c.misses);
+  one("tunnelgate_verify_cache_entries", "gauge", "Verified chains remembered", c.entries);
+  one("tunnelgate_tls_session_cache_entries", "gauge",
+      "TLS sessions remembered for resumption (tls.session_tickets)",
+      static_cast<std::uint64_t>(std::max(0L, SSL_CTX_sess_number(rt->tls->native_handle()))));
+  return out;
 }
 
 std::string readiness(const shared_state& st, bool& ready) {
@@ -173,7 +196,7 @@ http::response<http::string_body> route(shared_state& st,
   }
   if (method == http::verb::get && target == "/metrics") {
     return reply(200,
-                 st.stats.render(st.registry.size()) +
+                 st.stats.render(st.registry.size()) + tls_metrics(st) +
                      (st.comp ? st.comp->render_metrics() : std::string()) +
                      (st.idp ? st.idp->render_metrics() : std::string()) +
                      (st.vpn ? st.vpn->render_metrics() : std::string()),

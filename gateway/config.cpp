@@ -235,7 +235,8 @@ class loader {
     if (!map(n, "tls")) return;
     keys(n, "tls",
          {"cert", "key", "client_ca", "crl", "min_version", "clock_skew", "stale_crl",
-          "crl_required", "session_tickets", "session_lifetime", "session_cache_size"});
+          "crl_required", "session_tickets", "session_lifetime", "session_cache_size",
+          "verify_cache_ttl", "verify_cache_size"});
     auto& t = cfg_->tls;
     for (auto [key, out] :
          {std::pair{"cert", &t.cert}, {"key", &t.key}, {"client_ca", &t.client_ca}}) {
@@ -301,6 +302,25 @@ class loader {
     if (auto v = n["session_cache_size"]) {
       if (auto x = number(v, "tls.session_cache_size", 1, 10000000)) {
         t.session_cache_size = static_cast<std::size_t>(*x);
+      }
+    }
+    if (auto v = n["verify_cache_ttl"]) {
+      // 0 turns the cache off: accepted here as "0s" or 0 (duration() wants more than zero).
+      if (v.IsScalar() && (v.Scalar() == "0" || v.Scalar() == "0s")) {
+        t.verify_cache_ttl = std::chrono::seconds(0);
+      } else {
+        milliseconds d{0};
+        duration(v, "tls.verify_cache_ttl", d);
+        if (d > std::chrono::hours(24)) {
+          error(v, "tls.verify_cache_ttl", "at most 24h (0 turns the cache off)");
+        } else if (d.count() != 0) {
+          t.verify_cache_ttl = std::chrono::duration_cast<std::chrono::seconds>(d);
+        }
+      }
+    }
+    if (auto v = n["verify_cache_size"]) {
+      if (auto x = number(v, "tls.verify_cache_size", 0, 10000000)) {
+        t.verify_cache_size = static_cast<std::size_t>(*x);
       }
     }
     if (auto v = n["stale_crl"]) {

@@ -35,6 +35,10 @@ struct tls_config {
   unsigned session_tickets = 1;
   std::chrono::seconds session_lifetime{3600};  ///< a ticket resumes for at most this long
   std::size_t session_cache_size = 20480;       ///< sessions remembered (oldest dropped first)
+  /// Accepted device chains remembered by certauth (a returning device's chain is not verified
+  /// again while nothing that could change the verdict changed): how long, how many.
+  std::chrono::seconds verify_cache_ttl{60};
+  std::size_t verify_cache_size = 20480;
 };
 
 struct egress_config {

@@ -21,6 +21,8 @@ std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
     vp.clock_skew = cfg->tls.clock_skew;
     vp.stale_crl = cfg->tls.stale_crl;
     vp.identity = cfg->identity;
+    vp.cache_ttl = cfg->tls.verify_cache_ttl;
+    vp.cache_size = cfg->tls.verify_cache_size;
     rt->verifier = std::make_unique<certauth::verifier>(rt->trust, vp);
   } catch (const std::system_error& e) {
     throw std::runtime_error(cfg->file.string() + ": tls: " + e.what());

@@ -51,24 +51,34 @@ int generation_index() {
 }
 
 /// A session entering the cache: remember the device, and never resume past the certificate's
-/// notAfter (the lifetime is the smaller of the two).
+/// notAfter (the lifetime is the smaller of the two). Called for every ticket, after full and
+/// resumed handshakes alike.
 int on_new_session(SSL* ssl, SSL_SESSION* sess) {
+  auto* kept = static_cast<session_identity*>(SSL_SESSION_get_ex_data(sess, session_index()));
   const auto* v = handshake_verdict(ssl);
-  if (v == nullptr || !v->ok() || !v->identity) {
-    // Not a verified device (cannot happen after a successful handshake): never resumable.
+  if (v != nullptr && v->ok() && v->identity) {
+    // A full handshake: what certauth just accepted.
+    auto id = std::make_unique<session_identity>();
+    id->identity = *v->identity;
+    id->trust_generation =
+        reinterpret_cast<std::uintptr_t>(SSL_get_ex_data(ssl, generation_index()));
+    delete kept;
+    kept = id.release();
+    SSL_SESSION_set_ex_data(sess, session_index(), kept);
+  } else if (kept == nullptr) {
+    // Neither a verified handshake nor a resumption of a remembered one (cannot happen after
+    // a successful handshake): never resumable.
     SSL_SESSION_set_timeout(sess, 0);
     return 0;
   }
-  auto id = std::make_unique<session_identity>();
-  id->identity = *v->identity;
-  id->trust_generation = reinterpret_cast<std::uintptr_t>(SSL_get_ex_data(ssl, generation_index()));
+  // (A resumed handshake: the new ticket's session is a copy of the resumed one, identity and
+  // trust generation included; a session from before a trust change is verified afresh when it
+  // is resumed, session.cpp.)
   const auto left = std::chrono::duration_cast<std::chrono::seconds>(
-      id->identity.not_after - std::chrono::system_clock::now());
+      kept->identity.not_after - std::chrono::system_clock::now());
   if (left.count() < static_cast<long long>(SSL_SESSION_get_timeout(sess))) {
     SSL_SESSION_set_timeout(sess, static_cast<long>(std::max<long long>(left.count(), 0)));
   }
-  delete static_cast<session_identity*>(SSL_SESSION_get_ex_data(sess, session_index()));
-  SSL_SESSION_set_ex_data(sess, session_index(), id.release());
   return 0;  // the cache keeps its own reference
 }
 

@@ -61,6 +61,8 @@ async function resume() {
   await new Promise((res) => setTimeout(res, 300));
   const ticket = r.session !== null;
   if (ticket) fs.writeFileSync(file, r.session);  // a client resumes with its newest ticket
+  // Close as curl or a browser does: close_notify first (an abrupt close may cost the session).
+  await new Promise((res) => { r.socket.end(() => res()); setTimeout(res, 1000); });
   r.socket.destroy();
   delete r.session;
   print({ ...r, ticket });

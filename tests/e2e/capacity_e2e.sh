@@ -74,9 +74,13 @@ check "first connection: full handshake, tunnel opened" test "$(field status <<<
 check "first connection: a session ticket arrives" test "$(field ticket <<<"$r")" = true
 r=$(drive resume "$gw_port" ca GOOD-1 "$target" good.sess)
 check "second connection resumes and tunnels" test "$(field status <<<"$r")/$(field reused <<<"$r")" = "200/true"
-check "resumed handshakes are counted" metric_is 'tunnelgate_handshakes_total{result="ok",reason="resumed"}' 1
-check "a resumed device is admitted afresh (two admission lines)" \
-  test "$(grep -c '"event":"admitted".*"udid":"GOOD-1"' gw.out)" -eq 2
+r=$(drive resume "$gw_port" ca GOOD-1 "$target" good.sess)
+echo "  third connection: $r"
+check "a resumed connection brings a new ticket, and it resumes too" \
+  test "$(field status <<<"$r")/$(field reused <<<"$r")" = "200/true"
+check "resumed handshakes are counted" metric_is 'tunnelgate_handshakes_total{result="ok",reason="resumed"}' 2
+check "a resumed device is admitted afresh (an admission line each time)" \
+  test "$(grep -c '"event":"admitted".*"udid":"GOOD-1"' gw.out)" -eq 3
 
 r=$(drive resume "$gw_port" ca FLIP-1 "$target" flip.sess)
 check "FLIP-1 tunnels while compliant" test "$(field status <<<"$r")" = 200
