@@ -36,14 +36,23 @@ namespace {
 using bind_address_no_port =
     net::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>;
 
-/// The gateway's own shortages (never the destination's fault): what ran out, or empty.
+/// An errno from a socket call, compared by value and category identity only: no virtual call,
+/// no error_condition. (Under UBSan a first virtual call on a category object makes the
+/// sanitizer open a pipe to probe memory, which fails while descriptors are out.)
+bool is_errno(const boost::system::error_code& e, int value) {
+  return e.value() == value && &e.category() == &boost::system::system_category();
+}
+
+}  // namespace
+
 std::string_view local_shortage(const boost::system::error_code& e) {
-  if (e == net::error::no_descriptors || e == boost::system::errc::too_many_files_open_in_system) {
-    return "descriptors";
-  }
-  if (e == net::error::no_memory || e == net::error::no_buffer_space) return "memory";
+  if (is_errno(e, EMFILE) || is_errno(e, ENFILE)) return "descriptors";
+  if (is_errno(e, ENOMEM) || is_errno(e, ENOBUFS)) return "memory";
+  if (is_errno(e, EADDRNOTAVAIL)) return "ports";
   return {};
 }
+
+namespace {
 
 struct resolve_state {
   explicit resolve_state(const net::any_io_executor& ex) : resolver(ex), done(ex) {}
@@ -174,7 +183,8 @@ awaitable<dial_result> dial(const egress_options& o, const std::string& host, st
     if (!e) sock.set_option(bind_address_no_port(true), e);
     if (!e) sock.bind(tcp::endpoint(*source, 0), e);
     if (e) {
-      if (const auto what = local_shortage(e); !what.empty()) {
+      // (EADDRNOTAVAIL here means the egress address is not on the host: not a shortage.)
+      if (const auto what = local_shortage(e); what == "descriptors" || what == "memory") {
         r.status = refusal::gateway_overloaded;
         r.exhausted = what;
         r.detail = "no egress socket: " + e.message() + " (" + std::string(what) + ")";
@@ -196,7 +206,7 @@ awaitable<dial_result> dial(const egress_options& o, const std::string& host, st
       continue;
     }
     guard.disarm();
-    if (e == boost::system::errc::address_not_available) {
+    if (local_shortage(e) == "ports") {
       // EADDRNOTAVAIL at connect(): every source port towards this destination is taken.
       r.status = refusal::gateway_overloaded;
       r.exhausted = "ports";

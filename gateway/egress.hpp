@@ -39,6 +39,11 @@ struct dial_result {
   egress_verdict rule;
 };
 
+/// The gateway's own shortage behind a socket error (never the destination's fault):
+/// "descriptors" (EMFILE, ENFILE), "memory" (ENOMEM, ENOBUFS), "ports" (EADDRNOTAVAIL), or
+/// empty for any other error.
+std::string_view local_shortage(const boost::system::error_code& e);
+
 /// The egress policy applied to each address before connecting.
 using address_check = std::function<egress_verdict(const tcp::endpoint&)>;
 

@@ -99,8 +99,7 @@ awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc
     tcp::socket s = co_await acc->async_accept(net::redirect_error(use_awaitable, ec));
     if (ec) {
       if (ec == net::error::operation_aborted || st->stopping || !acc->is_open()) break;
-      const bool fds = ec == net::error::no_descriptors ||
-                       ec == boost::system::errc::too_many_files_open_in_system;
+      const bool fds = local_shortage(ec) == "descriptors";
       bool shed = false;
       if (fds) {
         st->stats.exhausted.inc({"accept", "descriptors"});

@@ -112,25 +112,33 @@ kill $gw_pid
 wait $gw_pid 2>/dev/null
 
 # ---- out of descriptors -----------------------------------------------------------------------
-config 0
-(ulimit -Hn 96 -Sn 96 && exec "$bin/tunnelgate" gateway.yaml) >fd.out 2>&1 &
-fd_pid=$!
-pids+=($fd_pid)
-wait_for 10 curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null
-check "a descriptor limit below max_connections is a start-up warning" \
-  grep -q '"event":"descriptor_limit".*"limit":"96".*limits.max_connections exceeds' fd.out
-r=$(drive fill "$gw_port" ca GOOD-1 "$target" "$fd_pid")
-echo "  fill: $r"
-check "tunnels open until the descriptors run out" test "$(field opened <<<"$r")" -ge 5
-check "the tunnel without a descriptor gets 503 gateway-overloaded" \
-  test "$(field status <<<"$r")/$(field reason <<<"$r")" = "503/gateway-overloaded"
-check "logged once with the shortage" \
-  test "$(grep -c '"event":"request_refused".*"reason":"gateway-overloaded".*descriptors' fd.out)" -eq 1
-check "counted" metric_is 'tunnelgate_resource_exhausted_total{where="egress",resource="descriptors"}' 1
-check "never blamed on the destination" bash -c "! grep -q 'connect-failed' fd.out"
-check "tunnels work again once descriptors are free" test "$(field again <<<"$r")" = 200
-kill $fd_pid
-wait $fd_pid 2>/dev/null
+# Not under the sanitizer build: UBSan's vptr check probes an object's memory through a pipe the
+# first time it meets a type at an address (sanitizer_common's IsAccessibleMemoryRange); with
+# every descriptor taken the pipe fails and UBSan aborts on a valid object ("invalid vptr ...
+# <memory cannot be printed>"). The sanitizer runtime itself cannot run out of descriptors.
+if ldd "$bin/tunnelgate" 2>/dev/null | grep -q libubsan; then
+  echo "SKIP: descriptor exhaustion under the sanitizer build (its runtime needs descriptors)"
+else
+  config 0
+  (ulimit -Hn 96 -Sn 96 && exec "$bin/tunnelgate" gateway.yaml) >fd.out 2>&1 &
+  fd_pid=$!
+  pids+=($fd_pid)
+  wait_for 10 curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null
+  check "a descriptor limit below max_connections is a start-up warning" \
+    grep -q '"event":"descriptor_limit".*"limit":"96".*limits.max_connections exceeds' fd.out
+  r=$(drive fill "$gw_port" ca GOOD-1 "$target" "$fd_pid")
+  echo "  fill: $r"
+  check "tunnels open until the descriptors run out" test "$(field opened <<<"$r")" -ge 5
+  check "the tunnel without a descriptor gets 503 gateway-overloaded" \
+    test "$(field status <<<"$r")/$(field reason <<<"$r")" = "503/gateway-overloaded"
+  check "logged once with the shortage" \
+    test "$(grep -c '"event":"request_refused".*"reason":"gateway-overloaded".*descriptors' fd.out)" -eq 1
+  check "counted" metric_is 'tunnelgate_resource_exhausted_total{where="egress",resource="descriptors"}' 1
+  check "never blamed on the destination" bash -c "! grep -q 'connect-failed' fd.out"
+  check "tunnels work again once descriptors are free" test "$(field again <<<"$r")" = 200
+  kill $fd_pid
+  wait $fd_pid 2>/dev/null
+fi
 
 # ---- egress source ports in a namespace with a 100-port ephemeral range ----------------------
 ns=tg-ports-$$
