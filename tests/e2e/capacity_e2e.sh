@@ -149,12 +149,14 @@ else
   ip -n "$ns" link set lo up
   ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="40000 40099"
   nsx() { ip netns exec "$ns" "$@"; }
-  nsx node "$here/servers.js" echo 18080 127.0.0.1 >a.out 2>&1 &
+  # Started with `ip netns exec` itself (not through nsx, a function: backgrounded, that would be
+  # a subshell and $! its pid): ip execs the program, so $! is the program and cleanup kills it.
+  ip netns exec "$ns" node "$here/servers.js" echo 18080 127.0.0.1 >a.out 2>&1 &
   pids+=($!)
-  nsx node "$here/servers.js" echo 18080 127.0.0.3 >b.out 2>&1 &
+  ip netns exec "$ns" node "$here/servers.js" echo 18080 127.0.0.3 >b.out 2>&1 &
   pids+=($!)
   sed -e "s|127.0.0.1:$gw_port|127.0.0.1:18443|" -e "s|127.0.0.1:$admin_port|127.0.0.1:18444|" gateway.yaml >ns.yaml
-  nsx "$bin/tunnelgate" ns.yaml >ns.out 2>&1 &
+  ip netns exec "$ns" "$bin/tunnelgate" ns.yaml >ns.out 2>&1 &
   ns_pid=$!
   pids+=($ns_pid)
   wait_for 10 nsx curl -sf http://127.0.0.1:18444/readyz >/dev/null
@@ -162,8 +164,9 @@ else
   r=$(nsx node "$here/capacity.js" hold 18443 ca GOOD-1 150 "127.0.0.1:18080,127.0.0.3:18080")
   echo "  hold: $r"
   check "150 tunnels through 100 ephemeral ports (two destinations)" test "$(field ok <<<"$r")" = 150
-  kill $ns_pid
-  wait $ns_pid 2>/dev/null
+  kill "${pids[@]: -3}" 2>/dev/null  # the gateway and the two servers in the namespace
+  wait "${pids[@]: -3}" 2>/dev/null
+  check "nothing left running in the namespace" test -z "$(ip netns pids "$ns")"
   ip netns del "$ns"
   check "namespace removed" bash -c "! ip netns list | grep -q '^$ns\\b'"
 fi
