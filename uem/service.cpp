@@ -442,7 +442,7 @@ struct service::impl {
   /// `everything` (the inventory was reloaded): re-reads every cached device.
   void refresh(bool everything) {
     const auto now = opts.now();
-    std::vector<std::tuple<device_key, std::string, std::uint64_t>> todo;
+    std::vector<std::tuple<device_key, std::string, std::uint64_t>> rereads;
     {
       std::lock_guard lock(mutex);
       if (everything) {
@@ -457,7 +457,7 @@ struct service::impl {
           }
           if (!e.in_flight && e.d) {
             e.in_flight = true;
-            todo.emplace_back(e.key, it->first, ++seq);
+            rereads.emplace_back(e.key, it->first, ++seq);
           }
           ++it;
         }
@@ -476,14 +476,14 @@ struct service::impl {
             }
           } else if (now >= e.fresh_until) {
             e.in_flight = true;
-            todo.emplace_back(e.key, *e.cache_key, ++seq);
+            rereads.emplace_back(e.key, *e.cache_key, ++seq);
           } else {
             schedule(e);
           }
         }
       }
     }
-    for (auto& [key, k, s] : todo) {
+    for (auto& [key, k, s] : rereads) {
       net::co_spawn(*ioc,
                     fetch_task(this, std::move(key), std::move(k),
                                everything ? "file_reload" : "ttl_refresh", s, false),
