@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 
 #include "certauth/error.hpp"
+#include "support/support.hpp"
 
 namespace tunnelgate::certauth::detail {
 
@@ -143,15 +144,11 @@ parsed_crls parse_crls(std::string_view data) {
 }
 
 std::string read_file(const std::filesystem::path& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    fail(errc::file_unreadable,
-         "cannot read " + std::string(what) + " " + path.string() + ": " + std::strerror(errno));
+  try {
+    return support::read_file(path, what);
+  } catch (const support::error& e) {
+    fail(errc::file_unreadable, e.message());
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(errc::file_unreadable, "error while reading " + path.string());
-  return ss.str();
 }
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view data, unsigned mode) {

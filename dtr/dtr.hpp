@@ -277,6 +277,8 @@ class policy {
 load_result compile(policy_spec spec);
 
 /// Parses a rules file's YAML text, then compiles it. `origin` names the file in diagnostics.
+/// The text is read within support::config_yaml_limits (4 MiB, alias expansion, nodes, depth):
+/// past a limit it is refused with one located diagnostic and nothing is compiled.
 load_result load_rules(std::string_view yaml_text, std::string origin);
 
 // ---------------------------------------------------------------------------------------------

@@ -9,15 +9,15 @@
 
 #include "dtr/dtr.hpp"
 #include "dtr/text.hpp"
+#include "support/yaml.hpp"
 
 namespace tunnelgate::dtr {
 
 namespace {
 
 position pos_of(const YAML::Node& n) {
-  const auto m = n.Mark();
-  if (m.is_null()) return {};
-  return {m.line + 1, m.column + 1};
+  const auto p = support::position_of(n);
+  return {p.line, p.column};
 }
 
 std::string join(std::initializer_list<std::string_view> items) {
@@ -32,14 +32,14 @@ class loader {
   explicit loader(std::string origin) { spec_.origin = std::move(origin); }
 
   load_result run(std::string_view text) {
-    YAML::Node root;
-    try {
-      root = YAML::Load(std::string(text));
-    } catch (const YAML::Exception& e) {
-      errors_.push_back({spec_.origin, e.mark.is_null() ? 0 : e.mark.line + 1,
-                         e.mark.is_null() ? 0 : e.mark.column + 1, "YAML syntax error: " + e.msg});
+    // Bounded: aliases, nodes, depth and size are limited before the walk below follows any
+    // alias (support/yaml.hpp), so a small file cannot expand into 10^9 destinations.
+    auto doc = support::read_yaml(text, spec_.origin, "rules file", support::config_yaml_limits);
+    if (!doc) {
+      errors_.push_back({doc.error->file, doc.error->line, doc.error->column, doc.error->message});
       return fail();
     }
+    YAML::Node root = doc.root;  // not const: yaml-cpp only copies a missing root["key"] then
     if (!root.IsMap()) {
       error(root, "", "a rules file is a mapping with `proxies:` and `rule_sets:`");
       return fail();

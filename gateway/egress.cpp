@@ -1,12 +1,11 @@
 #include "gateway/egress.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cstring>
 
 #include "gateway/dns.hpp"
 #include "gateway/watchdog.hpp"
+#include "support/support.hpp"
 
 namespace tunnelgate::gateway {
 
@@ -246,15 +245,6 @@ tcp::socket& lowest(Stream& s) {
   }
 }
 
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
 }  // namespace
 
 template <class Stream>
@@ -272,7 +262,7 @@ awaitable<dial_result> proxy_connect(Stream& s, const std::string& authority,
   req.set(http::field::host, authority);
   req.set(http::field::user_agent, "tunnelgate");
   if (!basic_credentials.empty()) {
-    req.set(http::field::proxy_authorization, "Basic " + base64(basic_credentials));
+    req.set(http::field::proxy_authorization, "Basic " + support::base64_encode(basic_credentials));
   }
   boost::system::error_code ec;
   co_await http::async_write(s, req, net::redirect_error(use_awaitable, ec));

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "idp/internal.hpp"
+#include "support/support.hpp"
 
 namespace tunnelgate::idp {
 
@@ -128,24 +129,12 @@ error_body parse_error_body(std::string_view body) noexcept {
 }
 
 secret read_secret_file(const std::filesystem::path& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    throw error(errc::file_unreadable, "cannot read " + std::string(what) + " " + path.string() +
-                                           ": " + std::strerror(err));
+  try {
+    return secret(support::read_secret(path, what));
+  } catch (const support::error& e) {
+    const bool empty = e.code() == support::errc::secret_empty;
+    throw error(empty ? errc::bad_argument : errc::file_unreadable, e.message());
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) {
-    throw error(errc::file_unreadable, "cannot read " + std::string(what) + " " + path.string());
-  }
-  std::string v = ss.str();
-  while (!v.empty() && (v.back() == '\n' || v.back() == '\r'))
-    v.pop_back();
-  if (v.empty()) {
-    throw error(errc::bad_argument, std::string(what) + " " + path.string() + " is empty");
-  }
-  return secret(std::move(v));
 }
 
 namespace detail {

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "idp/internal.hpp"
+#include "support/support.hpp"
 
 namespace tunnelgate::idp::detail {
 
@@ -211,46 +212,13 @@ std::string response::header(const std::string& lower_name) const {
 }
 
 url parse_https_url(std::string_view text, std::string_view what) {
-  constexpr std::string_view scheme = "https://";
-  while (!text.empty() && text.back() == '/')
-    text.remove_suffix(1);
-  if (text.substr(0, scheme.size()) != scheme) {
-    throw error(errc::bad_argument,
-                std::string(what) + " '" + std::string(text) + "' is not an https:// URL");
+  try {
+    auto p = support::parse_https_url(text, what);
+    return {std::move(p.host), std::move(p.port), std::move(p.host_header), std::move(p.path),
+            std::move(p.text)};
+  } catch (const support::error& e) {
+    throw error(errc::bad_argument, e.message());
   }
-  url u;
-  u.text = std::string(text);
-  const auto rest = text.substr(scheme.size());
-  const auto slash = rest.find_first_of("/?");
-  const auto authority = rest.substr(0, slash);
-  u.path = slash == std::string_view::npos ? std::string() : std::string(rest.substr(slash));
-  u.host_header = std::string(authority);
-  if (!authority.empty() && authority.front() == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) {
-      throw error(errc::bad_argument, std::string(what) + " '" + u.text + "': unclosed '['");
-    }
-    u.host = std::string(authority.substr(1, close - 1));
-    if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') {
-        throw error(errc::bad_argument, std::string(what) + " '" + u.text + "': bad authority");
-      }
-      u.port = std::string(authority.substr(close + 2));
-    }
-  } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-    u.host = std::string(authority.substr(0, colon));
-    u.port = std::string(authority.substr(colon + 1));
-  } else {
-    u.host = std::string(authority);
-  }
-  const bool port_ok = !u.port.empty() && u.port.size() <= 5 &&
-                       std::all_of(u.port.begin(), u.port.end(),
-                                   [](unsigned char c) { return std::isdigit(c) != 0; });
-  if (u.host.empty() || !port_ok || authority.find('@') != std::string_view::npos) {
-    throw error(errc::bad_argument,
-                std::string(what) + " '" + u.text + "': expected https://HOST[:PORT][/PATH]");
-  }
-  return u;
 }
 
 std::string url_encode(std::string_view s) {

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "idp/internal.hpp"
+#include "support/support.hpp"
 
 namespace tunnelgate::idp {
 
@@ -24,8 +25,6 @@ using bio_ptr = std::unique_ptr<BIO, deleter<BIO, BIO_free_all>>;
 using pkey_ptr = std::unique_ptr<EVP_PKEY, deleter<EVP_PKEY, EVP_PKEY_free>>;
 using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using ecdsa_ptr = std::unique_ptr<ECDSA_SIG, deleter<ECDSA_SIG, ECDSA_SIG_free>>;
-
-constexpr char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Refuses to prompt for a passphrase on the terminal: encrypted keys are not supported.
 int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
@@ -68,38 +67,11 @@ std::string der_to_raw_p256(const std::string& der) {
 }  // namespace
 
 std::string base64url_encode(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (const char ch : data) {
-    acc = (acc << 8) | static_cast<unsigned char>(ch);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += b64url[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += b64url[(acc << (6 - bits)) & 63];
-  return out;
+  return support::base64url_encode(data);
 }
 
 std::optional<std::string> base64url_decode(std::string_view text) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (const char ch : text) {
-    const char* pos = std::char_traits<char>::find(b64url, 64, ch);
-    if (pos == nullptr) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(pos - b64url);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  if (bits >= 6) return std::nullopt;  // a lone trailing character carries no full byte
-  return out;
+  return support::base64url_decode(text);
 }
 
 std::string make_client_assertion(std::string_view private_key_pem,

@@ -3,7 +3,7 @@
 # Fix with: tools/check_format.sh --fix
 set -u
 cd "$(dirname "$0")/.."
-mapfile -d '' files < <(find dtr certauth uem idp gateway tools tests -type f \( -name '*.cpp' -o -name '*.hpp' \) -print0 2>/dev/null)
+mapfile -d '' files < <(find support dtr certauth uem idp gateway tools tests -type f \( -name '*.cpp' -o -name '*.hpp' \) -print0 2>/dev/null)
 if [ "${1:-}" = --fix ]; then
   clang-format -i "${files[@]}"
   exit 0

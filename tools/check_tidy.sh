@@ -17,10 +17,10 @@ for a in "$@"; do
 done
 [ -f "$build/compile_commands.json" ] || { echo "no $build/compile_commands.json: configure with cmake first" >&2; exit 2; }
 if [ "$all" -eq 1 ]; then
-  mapfile -d '' files < <(find dtr certauth uem idp gateway tools tests -type f -name '*.cpp' -print0 2>/dev/null)
+  mapfile -d '' files < <(find support dtr certauth uem idp gateway tools tests -type f -name '*.cpp' -print0 2>/dev/null)
 else
   # device_cmd.cpp includes the uem (Asio) header: --all covers it.
-  mapfile -d '' files < <(find dtr certauth idp tools/tunnelctl gateway/netops -type f -name '*.cpp' ! -name device_cmd.cpp -print0 2>/dev/null)
+  mapfile -d '' files < <(find support dtr certauth idp tools/tunnelctl gateway/netops -type f -name '*.cpp' ! -name device_cmd.cpp -print0 2>/dev/null)
   for f in auth cstp dns_map packet pool tunnel; do files+=("gateway/vpn/$f.cpp"); done
 fi
 # Two at a time: the machine has two cores.

@@ -8,11 +8,13 @@
 #include <set>
 #include <tuple>
 
+#include "support/yaml.hpp"
 #include "uem/internal.hpp"
 
 namespace tunnelgate::uem {
 
 std::string config_error::to_string() const {
+  if (file.empty()) return message;  // the message names the file itself
   std::string s = file;
   if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
   return s + ": " + message;
@@ -49,14 +51,14 @@ class loader {
       : origin_(std::move(origin)), base_(std::move(base)) {}
 
   config_result run(std::string_view text) {
-    YAML::Node root;
-    try {
-      root = YAML::Load(std::string(text));
-    } catch (const YAML::Exception& e) {
-      errors_.push_back({origin_, e.mark.is_null() ? 0 : e.mark.line + 1,
-                         e.mark.is_null() ? 0 : e.mark.column + 1, "YAML syntax error: " + e.msg});
+    // Bounded (support/yaml.hpp): the gateway's whole configuration file comes here, within
+    // the same limits as the gateway's own loader, which reports the same error.
+    auto doc = support::read_yaml(text, origin_, "configuration file", support::config_yaml_limits);
+    if (!doc) {
+      errors_.push_back({doc.error->file, doc.error->line, doc.error->column, doc.error->message});
       return fail();
     }
+    YAML::Node root = doc.root;  // not const: yaml-cpp only copies a missing root["key"] then
     const auto uem = root.IsMap() ? root["uem"] : YAML::Node();
     if (!uem) {
       errors_.push_back({origin_, 0, 0,
@@ -215,7 +217,7 @@ class loader {
     path(n, key, p);
     if (p.empty()) return;
     try {
-      auto v = detail::read_file(p, "secret file");
+      auto v = detail::read_file(p, "secret file", support::max_secret_bytes);
       while (!v.empty() &&
              (v.back() == '\n' || v.back() == '\r' || v.back() == ' ' || v.back() == '\t')) {
         v.pop_back();
@@ -502,10 +504,12 @@ config_result load_config(std::string_view yaml_text, std::string_view origin,
 config_result load_config_file(const std::filesystem::path& path) {
   std::string text;
   try {
-    text = detail::read_file(path, "configuration file");
-  } catch (const std::system_error& e) {
+    text = support::read_file(path, "configuration file", support::config_yaml_limits.max_bytes);
+  } catch (const support::error& e) {
+    // Worded as the gateway's loader words it (support::read_yaml_file), so the daemon, which
+    // runs both on the same file, reports it once.
     config_result r;
-    r.errors.push_back({path.string(), 0, 0, e.what()});
+    r.errors.push_back({{}, 0, 0, e.message()});
     return r;
   }
   auto base = path.parent_path();

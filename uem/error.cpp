@@ -5,8 +5,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "uem/internal.hpp"
 
@@ -61,44 +59,14 @@ std::error_code make_error_code(errc e) noexcept {
 
 namespace detail {
 
-std::string read_file(const std::filesystem::path& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    throw std::system_error(
-        make_error_code(errc::file_unreadable),
-        "cannot read " + std::string(what) + " " + path.string() + ": " + std::strerror(err));
+std::string read_file(const std::filesystem::path& path, std::string_view what,
+                      std::size_t max_bytes) {
+  try {
+    return support::read_file(path, what, max_bytes);
+  } catch (const support::error& e) {
+    // Callers and tests know uem's codes; the message (path, OS error or limit) stays.
+    throw std::system_error(make_error_code(errc::file_unreadable), e.message());
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) {
-    throw std::system_error(make_error_code(errc::file_unreadable),
-                            "cannot read " + std::string(what) + " " + path.string());
-  }
-  return ss.str();
-}
-
-std::string base64_encode(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  if (in.empty() || in.size() % 4 != 0 || in.size() > 4096) return std::nullopt;
-  std::string out(in.size() / 4 * 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t pad = 0;
-  if (in.back() == '=') ++pad;
-  if (in.size() >= 2 && in[in.size() - 2] == '=') ++pad;
-  out.resize(static_cast<std::size_t>(n) - pad);
-  return out;
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept {

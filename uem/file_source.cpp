@@ -5,6 +5,7 @@
 
 #include <unordered_map>
 
+#include "support/yaml.hpp"
 #include "uem/internal.hpp"
 
 namespace tunnelgate::uem::detail {
@@ -27,7 +28,7 @@ struct inventory {
 };
 
 std::shared_ptr<const inventory> load(const std::filesystem::path& path) {
-  const auto text = read_file(path, "inventory file");
+  const auto text = read_file(path, "inventory file", support::inventory_yaml_limits.max_bytes);
   auto r = parse_inventory(text, path.string());
   if (!r.ok()) {
     std::string msg = "invalid inventory " + path.string() + ":";

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "support/support.hpp"
 #include "uem/uem.hpp"
 
 namespace tunnelgate::uem::detail {
@@ -47,12 +48,20 @@ inline bool matches(const device_record& record, const device_key& key) noexcept
   return false;
 }
 
-/// Reads a whole file; throws std::system_error(errc::file_unreadable) naming it.
-std::string read_file(const std::filesystem::path& path, std::string_view what);
+/// Reads a whole file of at most `max_bytes` (support::read_file); throws
+/// std::system_error(errc::file_unreadable) naming it, and the limit when it is larger.
+std::string read_file(const std::filesystem::path& path, std::string_view what,
+                      std::size_t max_bytes = support::default_max_file_bytes);
 
-/// Base64 (RFC 4648, with padding); decode returns nullopt for anything malformed.
-std::string base64_encode(std::string_view in);
-std::optional<std::string> base64_decode(std::string_view in);
+/// Base64 (RFC 4648, with padding; support/); decode returns nullopt for anything malformed,
+/// empty, or longer than 4096 characters (a Basic credential, never more).
+inline std::string base64_encode(std::string_view in) {
+  return support::base64_encode(in);
+}
+inline std::optional<std::string> base64_decode(std::string_view in) {
+  if (in.empty() || in.size() > 4096) return std::nullopt;
+  return support::base64_decode(in);
+}
 
 /// Constant-time comparison of two secrets (lengths may differ; compares digests).
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "support/yaml.hpp"
 #include "uem/internal.hpp"
 
 namespace tunnelgate::uem {
@@ -160,7 +161,8 @@ std::optional<device_record> record_from_json(const json& j, const std::string& 
 namespace {
 
 /// YAML → JSON with the YAML core schema for plain scalars (true/false, null, integers);
-/// quoted scalars stay strings, so `Udid: "0123"` keeps its leading zero.
+/// quoted scalars stay strings, so `Udid: "0123"` keeps its leading zero. Recursive: only for
+/// a tree read_yaml has bounded (depth, and nodes and text with every alias followed).
 json yaml_to_json(const YAML::Node& n) {
   switch (n.Type()) {
     case YAML::NodeType::Sequence: {
@@ -221,14 +223,34 @@ record_result parse_device_record(std::string_view text) {
 inventory_result parse_inventory(std::string_view text, std::string_view origin) {
   inventory_result out;
   const std::string where(origin);
+  const auto& limits = support::inventory_yaml_limits;
+  if (text.size() > limits.max_bytes) {
+    out.errors.push_back(where + ": the inventory is " + std::to_string(text.size()) +
+                         " bytes, more than the " + support::size_text(limits.max_bytes) +
+                         " allowed; remove devices no gateway needs");
+    return out;
+  }
   json doc = json::parse(text, nullptr, false);
   if (doc.is_discarded()) {
+    // YAML aliases are shared by yaml-cpp but copied by the conversion: read_yaml bounds what
+    // the conversion can make (a billion-laughs file is refused here, located, not converted).
+    auto y = support::read_yaml(text, where, "inventory", limits);
+    if (!y) {
+      auto e = *y.error;
+      constexpr std::string_view syntax = "YAML syntax error: ";
+      if (e.message.starts_with(syntax))
+        e.message = "neither valid JSON nor YAML: " + e.message.substr(syntax.size());
+      out.errors.push_back(e.to_string());
+      return out;
+    }
     try {
-      doc = detail::yaml_to_json(YAML::Load(std::string(text)));
+      doc = detail::yaml_to_json(y.root);
     } catch (const YAML::Exception& e) {
-      out.errors.push_back(where + ":" + std::to_string(e.mark.line + 1) + ":" +
-                           std::to_string(e.mark.column + 1) +
-                           ": neither valid JSON nor YAML: " + e.msg);
+      // A key that is not a scalar (`? [a, b]: x`) cannot be a JSON member name.
+      const support::yaml_error located{where, e.mark.is_null() ? 0 : e.mark.line + 1,
+                                        e.mark.is_null() ? 0 : e.mark.column + 1,
+                                        "neither valid JSON nor YAML: " + e.msg};
+      out.errors.push_back(located.to_string());
       return out;
     }
   }

@@ -274,6 +274,7 @@ struct config {
 
 /// One problem in the configuration, `file:line:column: uem.key.path: message`.
 struct config_error {
+  /// Empty when the message names the file itself (a file that cannot be read).
   std::string file;
   int line = 0;    ///< 1-based; 0 when unknown
   int column = 0;  ///< 1-based; 0 when unknown

@@ -1,5 +1,7 @@
 #include "cli.hpp"
 
+#include "support/support.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -37,16 +39,11 @@ std::string when(std::chrono::system_clock::time_point tp) {
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw command_error("cannot read " + path + ": " + std::strerror(errno));
+  try {
+    return tunnelgate::support::read_file(path, "");
+  } catch (const tunnelgate::support::error& e) {
+    throw command_error(e.message());
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) {
-    throw command_error("error while reading " + path);
-  }
-  return ss.str();
 }
 
 namespace {
