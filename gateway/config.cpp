@@ -1,15 +1,15 @@
 #include "gateway/config.hpp"
 
 #include "gateway/vpn/tunnel.hpp"
+#include "support/support.hpp"
+#include "support/yaml.hpp"
 
 #include <openssl/ssl.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 namespace tunnelgate::gateway {
 
@@ -31,18 +31,12 @@ std::optional<milliseconds> parse_duration(std::string_view s) {
 namespace {
 
 std::string read_secret(const std::filesystem::path& p, std::string& error) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) {
-    error = "cannot read " + p.string();
+  try {
+    return support::read_secret(p, "secret file");
+  } catch (const std::system_error& e) {
+    error = e.what();
     return {};
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
-    s.pop_back();
-  if (s.empty()) error = p.string() + " is empty";
-  return s;
 }
 
 std::optional<tcp::endpoint> parse_endpoint(std::string_view s) {
@@ -80,17 +74,14 @@ class loader {
   }
 
   config_result run() {
-    YAML::Node root;
-    try {
-      root = YAML::LoadFile(file_.string());
-    } catch (const YAML::BadFile&) {
-      errors_.push_back(file_.string() + ": cannot read the configuration file");
-      return fail();
-    } catch (const YAML::Exception& e) {
-      errors_.push_back(file_.string() + ":" + std::to_string(e.mark.line + 1) + ":" +
-                        std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
+    // Bounded (support/yaml.hpp): size, alias expansion, nodes and depth are limited before
+    // anything below walks the tree.
+    auto doc = support::read_yaml_file(file_, "configuration file", support::config_yaml_limits);
+    if (!doc) {
+      errors_.push_back(doc.error->to_string());
       return fail();
     }
+    YAML::Node root = doc.root;  // not const: yaml-cpp only copies a missing root["key"] then
     root_ = root;
     if (!root.IsMap()) {
       error(root, "",
@@ -132,11 +123,7 @@ class loader {
   }
 
   void error(const YAML::Node& n, const std::string& path, const std::string& msg) {
-    std::string where = file_.string();
-    const auto m = n.Mark();
-    if (!m.is_null())
-      where += ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-    errors_.push_back(where + ": " + (path.empty() ? msg : path + ": " + msg));
+    errors_.push_back(support::located(file_.string(), n, path.empty() ? msg : path + ": " + msg));
   }
 
   void keys(const YAML::Node& map, const std::string& path,
@@ -371,10 +358,14 @@ class loader {
     auto p = file(n, "dtr");
     if (!p) return;
     cfg_->dtr_file = *p;
-    std::ifstream in(*p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto r = dtr::load_rules(ss.str(), p->string());
+    std::string text;
+    try {
+      text = support::read_file(*p, "rules file", support::config_yaml_limits.max_bytes);
+    } catch (const std::system_error& e) {
+      error(n, "dtr", e.what());
+      return;
+    }
+    auto r = dtr::load_rules(text, p->string());
     if (!r) {
       for (const auto& e : r.errors)
         errors_.push_back(e.to_string());
@@ -553,7 +544,9 @@ class loader {
     if (!map(n, "limits")) return;
     keys(n, "limits",
          {"max_sessions_per_device", "max_connections", "header_limit", "target_limit",
-          "max_headers", "handshake_timeout", "header_timeout", "idle_timeout", "upstream_timeout",
+          "max_headers", "max_handshakes_per_thread", "max_pending_per_source",
+          "handshake_rate_per_source", "handshake_burst_per_source", "first_byte_timeout",
+          "handshake_timeout", "header_timeout", "idle_timeout", "upstream_timeout",
           "shutdown_grace"});
     auto& l = cfg_->limits;
     auto size = [&](const char* key, std::size_t& out, long long lo, long long hi) {
@@ -567,7 +560,30 @@ class loader {
     size("header_limit", l.header_limit, 512, 1024 * 1024);
     size("target_limit", l.target_limit, 300, 8192);
     size("max_headers", l.max_headers, 4, 1000);
+    size("max_handshakes_per_thread", l.max_handshakes_per_thread, 1, 1000000);
+    size("max_pending_per_source", l.max_pending_per_source, 0, 1000000);
+    std::size_t rate = 0;
+    std::size_t burst = 0;
+    if (n["handshake_rate_per_source"]) {
+      size("handshake_rate_per_source", rate, 0, 1000000);
+      l.handshake_rate_per_source = static_cast<double>(rate);
+      l.handshake_burst_per_source = static_cast<double>(2 * rate);
+    }
+    if (n["handshake_burst_per_source"]) {
+      size("handshake_burst_per_source", burst, 1, 1000000);
+      l.handshake_burst_per_source = static_cast<double>(burst);
+    }
+    duration(n["first_byte_timeout"], "limits.first_byte_timeout", l.first_byte_timeout);
     duration(n["handshake_timeout"], "limits.handshake_timeout", l.handshake_timeout);
+    if (l.first_byte_timeout > l.handshake_timeout) {
+      if (n["first_byte_timeout"]) {
+        error(n["first_byte_timeout"], "limits.first_byte_timeout",
+              "must not exceed limits.handshake_timeout (the whole handshake's deadline, "
+              "counted from the same moment)");
+      } else {
+        l.first_byte_timeout = l.handshake_timeout;  // the default, within a shorter handshake
+      }
+    }
     duration(n["header_timeout"], "limits.header_timeout", l.header_timeout);
     duration(n["idle_timeout"], "limits.idle_timeout", l.idle_timeout);
     duration(n["upstream_timeout"], "limits.upstream_timeout", l.upstream_timeout);

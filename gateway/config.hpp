@@ -63,13 +63,19 @@ struct admin_config {
 struct limits_config {
   std::size_t max_sessions_per_device = 64;
   std::size_t max_connections = 10000;
+  std::size_t max_handshakes_per_thread = 1000;      ///< in progress at once, per gateway thread
+  std::size_t max_pending_per_source = 256;          ///< unfinished handshakes per source; 0: off
+  double handshake_rate_per_source = 100;            ///< new connections/s per source; 0: off
+  double handshake_burst_per_source = 200;           ///< ... with bursts up to this many
   std::size_t header_limit = std::size_t{8} * 1024;  ///< request line + headers, bytes
   std::size_t target_limit = 1024;                   ///< request target, bytes (414 beyond)
   std::size_t max_headers = 64;
-  milliseconds handshake_timeout{10000};
-  milliseconds header_timeout{10000};    ///< for each request head
-  milliseconds idle_timeout{300000};     ///< no byte either way on a tunnel
-  milliseconds upstream_timeout{10000};  ///< upstream proxy CONNECT answer
+  milliseconds first_byte_timeout{3000};  ///< accept to the ClientHello's first byte (at most
+                                          ///< handshake_timeout)
+  milliseconds handshake_timeout{10000};  ///< from accept to a complete handshake
+  milliseconds header_timeout{10000};     ///< for each request head
+  milliseconds idle_timeout{300000};      ///< no byte either way on a tunnel
+  milliseconds upstream_timeout{10000};   ///< upstream proxy CONNECT answer
   milliseconds shutdown_grace{5000};
 };
 

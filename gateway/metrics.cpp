@@ -60,6 +60,7 @@ std::string metrics::render(std::size_t sessions) const {
   kills.render(out);
   egress_refusals.render(out);
   exhausted.render(out);
+  accept_refusals.render(out);
   uem_lookups.render(out);
   out +=
       "# HELP tunnelgate_uem_lookup_seconds Latency of compliance lookups\n"
@@ -72,6 +73,9 @@ std::string metrics::render(std::size_t sessions) const {
            " " + std::to_string(v) + "\n";
   };
   gauge("tunnelgate_active_connections", "Open device TLS connections", active_connections.load());
+  gauge("tunnelgate_pending_handshakes",
+        "Device connections accepted whose TLS handshake has not finished",
+        pending_handshakes.load());
   gauge("tunnelgate_active_sessions", "Admitted device sessions",
         static_cast<std::int64_t>(sessions));
   gauge("tunnelgate_active_tunnels", "Open tunnels", active_tunnels.load());

@@ -56,12 +56,18 @@ struct metrics {
       "Connections or tunnels turned away because the gateway ran out of a local resource, by "
       "where (accept, egress) and resource (descriptors, ports, memory)",
       {"where", "resource"}};
+  counter_family accept_refusals{
+      "tunnelgate_accept_refusals_total",
+      "Device connections closed at accept, before any TLS work, by reason (max-connections, "
+      "handshakes-busy, source-pending-limit, source-rate-limit)",
+      {"reason"}};
   counter_family uem_lookups{
       "tunnelgate_uem_lookups_total", "Compliance lookups, by result", {"result"}};
   std::atomic<std::uint64_t> uem_latency_us_sum{0};
   std::atomic<std::uint64_t> uem_latency_count{0};
   std::atomic<std::int64_t> active_tunnels{0};
   std::atomic<std::int64_t> active_connections{0};
+  std::atomic<std::int64_t> pending_handshakes{0};  ///< admitted, handshake not finished
   std::atomic<std::uint64_t> devices_forgotten{0};  ///< idle devices dropped from the UEM cache
   std::atomic<std::int64_t> descriptor_limit{0};    ///< RLIMIT_NOFILE soft limit after start
   std::atomic<std::int64_t> tunnel_capacity{0};     ///< tunnels that limit allows (2 fds each)

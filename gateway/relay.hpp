@@ -44,19 +44,23 @@ tcp::socket& lowest_layer(ssl::stream<S>& s) {
   return s.next_layer();
 }
 
-/// Half-close towards a plain TCP destination; TLS streams cannot half-close while the other
-/// direction still reads, so they end the relay instead (returns false).
-inline bool half_close(tcp::socket& s) {
+/// Passes a half-close on: FIN towards a TCP destination, close_notify towards the device (the
+/// device may go on sending; OpenSSL reads after our close_notify). Asio's TLS stream (an https
+/// upstream proxy) cannot half-close while the other direction still reads, so it ends the
+/// relay instead (false).
+inline awaitable<bool> half_close(tcp::socket& s) {
   boost::system::error_code ec;
   s.shutdown(tcp::socket::shutdown_send, ec);
-  return !ec;
+  co_return !ec;
 }
-inline bool half_close(tls_socket&) {
-  return false;
+inline awaitable<bool> half_close(tls_socket& s) {
+  boost::system::error_code ec;
+  co_await s.shutdown_send(ec);
+  co_return !ec;
 }
 template <class S>
-bool half_close(ssl::stream<S>&) {
-  return false;
+awaitable<bool> half_close(ssl::stream<S>&) {
+  co_return false;
 }
 
 // ---- the two kinds of source: readiness (wait, then read without blocking) or not -------------
@@ -136,6 +140,7 @@ struct relay_state {
   bool end_all = false;  ///< a pump asked to stop both directions
   bool device_eof = false;
   bool destination_eof = false;
+  bool destination_first = false;  ///< the destination finished sending before the device
   bool failed = false;
 };
 
@@ -199,8 +204,10 @@ awaitable<void> pump(From* from, To* to, beast::flat_buffer* leftover,
     st->end_all = true;
   } else if (eof && !st->end_all) {
     (from_device ? st->device_eof : st->destination_eof) = true;
-    // Device EOF: pass the half-close on and keep the other direction running.
-    if (!(from_device && half_close(*to))) st->end_all = true;
+    if (!from_device && !st->device_eof) st->destination_first = true;
+    // Pass the half-close on and keep the other direction running.
+    const bool passed = co_await half_close(*to);
+    if (!passed) st->end_all = true;
   } else if (!st->end_all) {
     st->failed = true;
     st->end_all = true;
@@ -257,7 +264,7 @@ awaitable<relay_end> relay(Device& device, Destination& destination,
     end = relay_end::idle_timeout;
   } else if (st.failed) {
     end = relay_end::error;
-  } else if (st.destination_eof && !st.device_eof) {
+  } else if (st.destination_first) {
     end = relay_end::destination_closed;
   }
   co_return end;

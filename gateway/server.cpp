@@ -47,8 +47,12 @@ loaded load_all(const std::filesystem::path& file) {
   auto c = load_config(file);
   l.errors = c.errors;
   auto u = load_uem(file);
-  for (const auto& e : u.errors)
-    l.errors.push_back(e.to_string());
+  // Both loaders read the same file: a YAML error (syntax, support/yaml.hpp limits) comes from
+  // each, and is reported once.
+  for (const auto& e : u.errors) {
+    if (std::find(l.errors.begin(), l.errors.end(), e.to_string()) == l.errors.end())
+      l.errors.push_back(e.to_string());
+  }
   for (const auto& w : u.warnings)
     l.warnings.push_back(w.to_string());
   if (l.errors.empty()) {
@@ -91,9 +95,32 @@ class spare_descriptor {
   int fd_ = -1;
 };
 
+/// Answers an accept-time refusal (accept_control::admit decided it): the socket is closed
+/// with a reset, before any TLS byte; counted always, logged once per source and reason per
+/// accept_control::log_interval with the number of refusals not logged since.
+void refuse_at_accept(shared_state& st, tcp::socket& s, const tcp::endpoint& peer,
+                      const accept_control::decision& d) {
+  boost::system::error_code ec;
+  s.set_option(net::socket_base::linger(true, 0), ec);  // RST: no TIME_WAIT for a flood
+  s.close(ec);
+  const auto reason = to_string(d.refusal);
+  st.stats.accept_refusals.inc({std::string(reason)});
+  if (!d.log) return;
+  const bool per_source = d.refusal == accept_refusal::source_pending_limit ||
+                          d.refusal == accept_refusal::source_rate_limit;
+  st.log->event(spdlog::level::warn, "accept_refused",
+                {{"peer", endpoint_text(peer)},
+                 {"source", per_source ? to_string(source_of(peer.address())) : std::string()},
+                 {"reason", std::string(reason)},
+                 {"unlogged_since_last", std::to_string(d.quiet)},
+                 {"detail", std::string(remedy(d.refusal))}});
+}
+
 awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc, bool admin) {
   auto ex = co_await net::this_coro::executor;
   spare_descriptor spare;
+  // This loop's thread's handshakes in progress (one acceptor per thread).
+  const auto handshakes = std::make_shared<handshake_counter>(0);
   for (;;) {
     boost::system::error_code ec;
     tcp::socket s = co_await acc->async_accept(net::redirect_error(use_awaitable, ec));
@@ -132,14 +159,19 @@ awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc
       continue;
     }
     const auto rt = st->current();
-    if (st->stats.active_connections.load() >=
-        static_cast<std::int64_t>(rt->cfg->limits.max_connections)) {
-      st->stats.handshakes.inc({"refused", "connection_limit"});
-      boost::system::error_code ignored;
-      s.close(ignored);
+    boost::system::error_code pec;
+    const auto peer = s.remote_endpoint(pec);
+    if (pec) {  // reset before we looked: nothing to serve, nothing to count
+      s.close(pec);
       continue;
     }
-    net::co_spawn(ex, run_connection(st, std::move(s)),
+    auto d = st->accept->admit(peer.address(), accept_limits_of(rt->cfg->limits), handshakes,
+                               accept_control::clock::now());
+    if (d.refusal != accept_refusal::none) {
+      refuse_at_accept(*st, s, peer, d);
+      continue;
+    }
+    net::co_spawn(ex, run_connection(st, std::move(s), std::move(d.ticket)),
                   [st](const std::exception_ptr& e) { log_exception(*st, "session", e); });
   }
 }

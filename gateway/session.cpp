@@ -108,8 +108,13 @@ std::string serialize(const Message& msg) {
 
 class connection {
  public:
-  connection(std::shared_ptr<shared_state> st, std::shared_ptr<const runtime> rt, tcp::socket sock)
-      : st_(std::move(st)), rt_(std::move(rt)), now_(rt_), tls_(std::move(sock), *rt_->tls) {}
+  connection(std::shared_ptr<shared_state> st, std::shared_ptr<const runtime> rt, tcp::socket sock,
+             accept_ticket ticket)
+      : st_(std::move(st)),
+        rt_(std::move(rt)),
+        now_(rt_),
+        ticket_(std::move(ticket)),
+        tls_(std::move(sock), *rt_->tls) {}
 
   ~connection() {
     if (entry_) {
@@ -162,9 +167,23 @@ class connection {
     boost::system::error_code ec;
     trust_generation_ = st_->trust_generation.load();
     set_handshake_generation(tls_.native_handle(), trust_generation_);
+    // Both deadlines count from accept: the ClientHello's first byte within the short one, the
+    // whole handshake within handshake_timeout. Either way the handshake slots are given back
+    // when this returns (the ticket's end is tied to this scope).
+    struct slots_back {
+      accept_ticket& t;
+      ~slots_back() { t.handshake_done(); }
+    } back{ticket_};
     watchdog guard(ex_, limits().handshake_timeout, [this] { close_socket(); });
-    co_await tls_.handshake(ec);
-    if (!ec && SSL_session_reused(tls_.native_handle()) == 1) {
+    bool silent = false;
+    {
+      watchdog first(ex_, limits().first_byte_timeout, [this] { close_socket(); });
+      co_await tls_.next_layer().async_wait(tcp::socket::wait_read,
+                                            net::redirect_error(use_awaitable, ec));
+      silent = first.fired();
+    }
+    if (!silent && !ec) co_await tls_.handshake(ec);
+    if (!silent && !ec && SSL_session_reused(tls_.native_handle()) == 1) {
       guard.disarm();
       co_return resumed();
     }
@@ -180,7 +199,10 @@ class connection {
     }
     std::string reason;
     std::string detail;
-    if (guard.fired()) {
+    if (silent) {
+      reason = "first_byte_timeout";
+      detail = "no byte of a TLS ClientHello within limits.first_byte_timeout";
+    } else if (guard.fired()) {
       reason = "handshake_timeout";
       detail = "no complete TLS handshake within the handshake timeout";
     } else if (verdict != nullptr && !verdict->ok()) {
@@ -376,7 +398,18 @@ class connection {
         }
       }
     }
+    const bool timed_out = guard.fired();
     guard.disarm();
+    if (timed_out && !killed()) {
+      // Slow or silent after the handshake (slowloris, an idle keep-alive): closed, and said so.
+      st_->stats.requests.inc({"header-timeout"});
+      st_->log->event(buf_.size() > 0 ? spdlog::level::warn : spdlog::level::info,
+                      "request_timeout",
+                      {{"udid", identity_.udid},
+                       {"peer", endpoint_text(peer_)},
+                       {"bytes_received", std::to_string(buf_.size())},
+                       {"detail", "no complete request head within limits.header_timeout"}});
+    }
     if (scan.st == head_scan::state::refused) {
       h.why = scan.why;
     } else if (scan.st == head_scan::state::incomplete || ec) {
@@ -563,6 +596,17 @@ class connection {
     dial_result r = co_await dial(now_->egress, dial_host, dial_port, check, sock);
     for (const auto& [ep, v] : r.refused)
       st_->stats.egress_refusals.inc({std::string(to_string(v.block))});
+    if (via_proxy) {
+      // The proxy could not be reached: the device hears that the proxy failed, not that its
+      // destination did (the destination was never tried).
+      if (r.status == refusal::connect_failed || r.status == refusal::resolve_failed) {
+        r.status = refusal::proxy_failed;
+        r.detail = "upstream proxy " + d.proxy->name + ": " + r.detail;
+      } else if (r.status == refusal::connect_timeout || r.status == refusal::resolve_timeout) {
+        r.status = refusal::proxy_timeout;
+        r.detail = "upstream proxy " + d.proxy->name + ": " + r.detail;
+      }
+    }
     beast::flat_buffer upstream_leftover;
     std::unique_ptr<ssl::stream<tcp::socket&>> upstream_tls;
     if (r.status == refusal::none && via_proxy) {
@@ -962,6 +1006,7 @@ class connection {
   std::shared_ptr<shared_state> st_;
   std::shared_ptr<const runtime> rt_;   ///< the generation the TLS context comes from
   std::shared_ptr<const runtime> now_;  ///< the generation deciding the current request
+  accept_ticket ticket_;  ///< the connection's slot; handshake slots until handshake() ends
   tls_socket tls_;
   std::string out_;  ///< a response head (and body) being written
   net::any_io_executor ex_;
@@ -982,14 +1027,31 @@ class connection {
 
 }  // namespace
 
-awaitable<void> run_connection(std::shared_ptr<shared_state> st, tcp::socket sock) {
-  ++st->stats.active_connections;
-  struct guard_t {
-    shared_state* s;
-    ~guard_t() { --s->stats.active_connections; }
-  } guard{st.get()};
+accept_limits accept_limits_of(const limits_config& l) {
+  accept_limits a;
+  a.max_connections = l.max_connections;
+  a.max_handshakes_per_thread = l.max_handshakes_per_thread;
+  a.max_pending_per_source = l.max_pending_per_source;
+  a.rate_per_source = l.handshake_rate_per_source;
+  a.burst_per_source = l.handshake_burst_per_source;
+  return a;
+}
+
+awaitable<void> run_connection(std::shared_ptr<shared_state> st, tcp::socket sock,
+                               accept_ticket ticket) {
   auto rt = st->current();
-  connection c(st, rt, std::move(sock));
+  if (!ticket.holds_connection()) {
+    // Only tests get here: no limits but the connection count, no thread counter.
+    accept_limits unlimited;
+    unlimited.max_connections = static_cast<std::size_t>(-1) / 2;
+    unlimited.max_pending_per_source = 0;
+    unlimited.rate_per_source = 0;
+    boost::system::error_code ec;
+    const auto peer = sock.remote_endpoint(ec);
+    ticket =
+        st->accept->admit(peer.address(), unlimited, nullptr, accept_control::clock::now()).ticket;
+  }
+  connection c(st, rt, std::move(sock), std::move(ticket));
   co_await c.run();
 }
 

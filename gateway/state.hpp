@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "certauth/certauth.hpp"
+#include "gateway/accept_control.hpp"
 #include "gateway/compliance.hpp"
 #include "gateway/config.hpp"
 #include "gateway/egress.hpp"
@@ -40,6 +41,10 @@ class vpn_hub;
 struct shared_state {
   session_registry registry;
   metrics stats;
+  /// Accept-time limits (connections, handshakes in progress, per source); keeps the
+  /// active_connections and pending_handshakes gauges of `stats`.
+  std::shared_ptr<accept_control> accept =
+      std::make_shared<accept_control>(stats.active_connections, stats.pending_handshakes);
   std::shared_ptr<compliance> comp;
   std::unique_ptr<event_log> log;
   std::unique_ptr<idp_sync> idp;  ///< idp_sync and egress.check_url; set after log
@@ -70,7 +75,14 @@ struct shared_state {
 /// spelling. Callable from any thread.
 void revoke_device(shared_state& st, const std::string& udid, const std::string& reason);
 
-/// Serves one accepted device connection to its end (STYLE: one run() per session).
-awaitable<void> run_connection(std::shared_ptr<shared_state> st, tcp::socket sock);
+/// The accept-time limits of a configuration.
+accept_limits accept_limits_of(const limits_config& l);
+
+/// Serves one accepted device connection to its end (STYLE: one run() per session). `ticket`
+/// is what accept_control admitted it with (its connection slot for its whole life, its
+/// handshake slots until the handshake ends); without one, the connection is admitted here
+/// (tests that accept on their own).
+awaitable<void> run_connection(std::shared_ptr<shared_state> st, tcp::socket sock,
+                               accept_ticket ticket = {});
 
 }  // namespace tunnelgate::gateway

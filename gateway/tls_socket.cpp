@@ -173,6 +173,22 @@ awaitable<std::size_t> tls_socket::write_all(net::const_buffer b, boost::system:
   co_return done;
 }
 
+awaitable<void> tls_socket::shutdown_send(boost::system::error_code& ec) {
+  ec = {};
+  for (int attempt = 0; attempt < 3 && sock_.is_open(); ++attempt) {
+    ERR_clear_error();
+    errno = 0;
+    const int r = SSL_shutdown(ssl_);
+    if (r >= 0) co_return;  // close_notify sent
+    const int want = classify(r, ec);
+    if (want == 0) co_return;
+    co_await sock_.async_wait(want == 1 ? tcp::socket::wait_read : tcp::socket::wait_write,
+                              net::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+  }
+  if (!sock_.is_open()) ec = net::error::bad_descriptor;
+}
+
 awaitable<void> tls_socket::shutdown() {
   boost::system::error_code ec;
   for (int attempt = 0; attempt < 3 && sock_.is_open(); ++attempt) {

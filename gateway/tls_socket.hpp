@@ -51,6 +51,9 @@ class tls_socket {
   awaitable<std::size_t> write_all(net::const_buffer b, boost::system::error_code& ec);
   /// Sends close_notify (without waiting for the device's) and closes the socket.
   awaitable<void> shutdown();
+  /// Sends close_notify and keeps the socket open: the device may still send (a half-close,
+  /// as TLS 1.3 allows and OpenSSL supports: reads go on after our close_notify).
+  awaitable<void> shutdown_send(boost::system::error_code& ec);
   /// Closes the socket now; later operations fail with net::error::bad_descriptor.
   void close() noexcept;
 

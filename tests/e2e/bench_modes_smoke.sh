@@ -73,7 +73,7 @@ uem:
 dtr: rules.yaml
 egress: {address: 127.0.0.2, allow: ["127.0.0.1/32"]}   # the sink is on loopback
 admin: {listen: "127.0.0.1:$admin_port"}
-limits: {max_sessions_per_device: 1000}
+limits: {max_sessions_per_device: 1000, max_pending_per_source: 0, handshake_rate_per_source: 0}
 threads: 1
 log: {level: warn}
 EOF

@@ -177,6 +177,8 @@ awaitable<void> leftover_script(harness* h, leftover_result* r) {
   r->at_destination = co_await read_exactly(&h->destination_peer, 12);
   r->at_device = co_await read_exactly(&h->device_peer, 14);
   h->destination_peer.shutdown(tcp::socket::shutdown_send);
+  (void)co_await read_end(&h->device_peer);  // the half-close, passed on
+  h->device_peer.shutdown(tcp::socket::shutdown_send);
   h->script_done = true;
 }
 
@@ -206,18 +208,25 @@ TEST(Relay, LeftoversAreDeliveredFirst) {
 
 struct destination_first_result {
   std::string at_device;
+  boost::system::error_code device_saw;
+  std::string late_at_destination;
 };
 
 awaitable<void> destination_first_script(harness* h, destination_first_result* r) {
   co_await write(&h->device_peer, "request");
   (void)co_await read_exactly(&h->destination_peer, 7);
   co_await write(&h->destination_peer, "bye");
-  h->destination_peer.close();
+  h->destination_peer.shutdown(tcp::socket::shutdown_send);
   r->at_device = co_await read_exactly(&h->device_peer, 3);
+  r->device_saw = co_await read_end(&h->device_peer);
+  // The device's direction stays open after the destination's half-close: nothing is lost.
+  co_await write(&h->device_peer, "late");
+  r->late_at_destination = co_await read_exactly(&h->destination_peer, 4);
+  h->device_peer.shutdown(tcp::socket::shutdown_send);
   h->script_done = true;
 }
 
-TEST(Relay, DestinationClosingFirst) {
+TEST(Relay, DestinationHalfCloseIsPassedOnAndTheDeviceMayStillSend) {
   harness h;
   destination_first_result r;
   start_relay(h, 10s);
@@ -225,8 +234,10 @@ TEST(Relay, DestinationClosingFirst) {
   ASSERT_TRUE(h.run()) << "the relay did not end within the deadline";
   EXPECT_TRUE(h.script_done);
   EXPECT_EQ(r.at_device, "bye") << "bytes before the close are delivered";
-  EXPECT_EQ(*h.end, relay_end::destination_closed);
-  EXPECT_EQ(h.counters.up.load(), 7U);
+  EXPECT_EQ(r.device_saw, net::error::eof) << "destination EOF is passed on as a half-close";
+  EXPECT_EQ(r.late_at_destination, "late");
+  EXPECT_EQ(*h.end, relay_end::destination_closed) << "the destination finished first";
+  EXPECT_EQ(h.counters.up.load(), 11U);
   EXPECT_EQ(h.counters.down.load(), 3U);
 }
 

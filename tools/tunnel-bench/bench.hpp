@@ -52,6 +52,8 @@ struct options {
   // tunnels, resume, hold, revoke, throughput (external sink)
   std::string origin;
   double rate = 0;  ///< tunnels: open loop at this many per second; 0: closed loop
+  // flood
+  double flight_wait_ms = 200;  ///< how long an attempt waits for the server's first byte
   // hold
   unsigned sessions = 0;
   double settle = 3;
@@ -190,6 +192,7 @@ int run_sink(const options& o);
 int run_tunnels(const options& o, bool resume);
 int run_hold(const options& o);
 int run_revoke(const options& o);
+int run_flood(const options& o);
 
 // ---- template definitions ----------------------------------------------------------------
 

@@ -6,6 +6,7 @@
 //   resume           the same with TLS session resumption;
 //   hold             K idle tunnels: the server's RSS per tunnel, and after they close;
 //   revoke           D devices' tunnels; time from the UEM webhook to the revoked one's close;
+//   flood            an attacker's handshake flood: ClientHello then reset, at a fixed rate;
 //   sink             the origin behind the server (own process, epoll);
 //   baseline-server  a bare OpenSSL mTLS server, for comparison.
 // With --target-pid every mode reads the server's CPU seconds (and RSS) from /proc, so figures
@@ -34,6 +35,7 @@ constexpr const char* usage = R"(tunnel-bench MODE [options]
   revoke      --gateway A:P --ca CA --ca-key CA.key --origin SINK --uem-admin https://A:P
               --webhook http://A:P/ [--webhook-user U --webhook-password-file F]
               [--devices D] [--rounds R]
+  flood       --gateway A:P --rate R [--duration S] [--sources CIDR] [--flight-wait MS]
   sink        --listen A:P [--listen A:P ...]
   baseline-server --gateway LISTEN:P --ca CLIENT_CA --cert SERVER.pem --key SERVER.key
               [--session-tickets] [--tunnel-answers]
@@ -76,7 +78,10 @@ int main(int argc, char** argv) {
       "direction", po::value(&o.direction)->default_value("both"), "throughput: up, down or both")(
       "streams", po::value(&o.streams)->default_value(1), "throughput: parallel tunnels")(
       "origin", po::value(&o.origin), "the sink behind the server, ADDR:PORT")(
-      "rate", po::value(&o.rate)->default_value(0), "tunnels: open loop, new tunnels per second")(
+      "rate", po::value(&o.rate)->default_value(0),
+      "tunnels: open loop, new tunnels per second; flood: attempts per second")(
+      "flight-wait", po::value(&o.flight_wait_ms)->default_value(200),
+      "flood: milliseconds an attempt waits for the server's answer before its reset")(
       "sessions", po::value(&o.sessions)->default_value(0), "hold: tunnels to hold")(
       "settle", po::value(&o.settle)->default_value(3),
       "hold: seconds after closing before the last RSS reading")(
@@ -118,7 +123,7 @@ int main(int argc, char** argv) {
     o.reconnect = vm.count("no-reconnect") == 0;
     const auto& m = o.mode;
     if (!needs(m, {"handshakes", "throughput", "tunnels", "resume", "hold", "revoke", "sink",
-                   "baseline-server"})) {
+                   "baseline-server", "flood"})) {
       throw std::runtime_error("unknown mode '" + m + "' (see --help)");
     }
     if (o.tls != "1.2" && o.tls != "1.3") throw std::runtime_error("--tls must be 1.2 or 1.3");
@@ -126,8 +131,10 @@ int main(int argc, char** argv) {
       throw std::runtime_error("--direction must be up, down or both");
     if (o.concurrency == 0 || o.streams == 0)
       throw std::runtime_error("--concurrency and --streams must be at least 1");
-    if (m != "sink" && (o.gateway.empty() || o.ca.empty()))
+    if (m == "flood" && o.gateway.empty()) throw std::runtime_error("flood: --gateway is required");
+    if (m != "sink" && m != "flood" && (o.gateway.empty() || o.ca.empty()))
       throw std::runtime_error(m + ": --gateway and --ca are required");
+    if (m == "flood") return bench::run_flood(o);
     if (m != "sink" && m != "revoke" && (o.cert.empty() || o.key.empty()))
       throw std::runtime_error(m + ": --cert and --key are required");
     if (m == "handshakes") return bench::run_handshakes(o);
