@@ -4,8 +4,10 @@
 // a CA template can put anything in a CN.
 #pragma once
 
+#include <ctime>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "certauth/certauth.hpp"
 #include "certauth/ossl.hpp"
@@ -45,3 +47,16 @@ struct verifier::compiled_mapping {
   detail::compiled_field udid, user, serial;
 };
 }  // namespace tunnelgate::certauth
+
+namespace tunnelgate::certauth::detail {
+
+/// The last step of verification, on a leaf whose chain passed every other check: its
+/// subjectAltName decoded once, the mapped fields extracted and checked (no_udid, no_user,
+/// bad_identity_value, malformed), and the device_identity filled in (`not_before`/`not_after`
+/// are the leaf's validity). Pure: the leaf is untrusted bytes decoded, nothing else is read
+/// (tests/fuzz calls it on arbitrary DER).
+verify_result check_identity(X509* leaf, const verifier::compiled_mapping& mapping,
+                             std::time_t not_before, std::time_t not_after,
+                             std::vector<std::string> warnings);
+
+}  // namespace tunnelgate::certauth::detail

@@ -218,8 +218,11 @@ void bound_issuer_choice(const trust_snapshot& snap, X509* leaf, STACK_OF(X509) 
     add(sk_X509_value(untrusted, i));
 }
 
-verify_result check_identity(X509* leaf, const run_context& rc, std::time_t nb, std::time_t na,
-                             std::vector<std::string> warnings) {
+}  // namespace
+
+verify_result detail::check_identity(X509* leaf, const verifier::compiled_mapping& mapping,
+                                     std::time_t nb, std::time_t na,
+                                     std::vector<std::string> warnings) {
   int crit = -1;
   ossl::general_names_ptr sans(
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, nullptr)));
@@ -237,9 +240,9 @@ verify_result check_identity(X509* leaf, const run_context& rc, std::time_t nb, 
     std::string value;
   };
   wanted fields[] = {
-      {rc.mapping.udid, "udid", reason::no_udid, &check_udid_value, {}},
-      {rc.mapping.user, "user", reason::no_user, &check_user_value, {}},
-      {rc.mapping.serial, "serial", reason::ok, &check_serial_value, {}},
+      {mapping.udid, "udid", reason::no_udid, &check_udid_value, {}},
+      {mapping.user, "user", reason::no_user, &check_user_value, {}},
+      {mapping.serial, "serial", reason::ok, &check_serial_value, {}},
   };
   // Absence first for all fields, then values: "no_user" is the more useful message when a
   // certificate both lacks the user and has an odd CN.
@@ -283,6 +286,8 @@ verify_result check_identity(X509* leaf, const run_context& rc, std::time_t nb, 
   id.not_after = to_tp(na);
   return v;
 }
+
+namespace {
 
 // The full verification. When `valid_until` is not null and the verdict is ok, it receives the
 // last second at which this verdict still holds (time_bound).
@@ -477,7 +482,7 @@ verify_result run(const run_context& rc, X509* leaf, STACK_OF(X509) * untrusted,
                            : " is not valid for TLS client authentication (OpenSSL's SSL "
                              "client purpose check)"));
   }
-  auto v = check_identity(leaf, rc, leaf_nb, leaf_na, std::move(warnings));
+  auto v = detail::check_identity(leaf, rc.mapping, leaf_nb, leaf_na, std::move(warnings));
   if (valid_until != nullptr && v.ok()) {
     bound_issuer_choice(rc.snap, leaf, untrusted, now, bound);
     *valid_until = bound.last();
