@@ -177,7 +177,7 @@ class ws1_source final : public source {
       if (cfg_.auth == auth_kind::basic) {
         req.set(http::field::authorization, basic_);
       } else {
-        auto tok = co_await bearer(attempt > 0);
+        auto tok = co_await bearer();
         if (tok.error) {
           r.error = tok.error;
           r.detail = tok.detail;
@@ -210,8 +210,10 @@ class ws1_source final : public source {
       }
       if (status == 404) co_return r;  // unknown device
       if ((status == 401 || status == 403) && cfg_.auth == auth_kind::oauth && attempt == 0) {
-        // The token may have been revoked or expired early: refresh once (unless another
-        // request already did) and retry.
+        // The token may have been revoked or expired early. Only a refusal of the current
+        // token marks it for refresh: requests that were sent with it at the same time and
+        // are refused after a new one arrived retry with that one, and those refused while
+        // the refresh runs wait for it (bearer()), so a burst of 401s costs one token request.
         if (token_gen_ == used_gen) token_refresh_at_ = {};
         continue;
       }
@@ -276,11 +278,14 @@ class ws1_source final : public source {
     spdlog::warn("uem: UEM rate limit reached; no requests for {} s", wait);
   }
 
-  /// The current bearer token, fetching one (single flight) when missing, near expiry or
-  /// after a 401 (`force`).
-  net::awaitable<token_outcome> bearer(bool force) {
+  /// The current bearer token, fetching one when missing, near expiry or after the UEM
+  /// refused it (fetch() then clears token_refresh_at_). One fetch at a time: whoever comes
+  /// while it runs waits for it and shares its result. Never forced by the caller: a request
+  /// refused with an older token than the current one must use the current one, not fetch
+  /// another (that was the stampede of issue 13).
+  net::awaitable<token_outcome> bearer() {
     token_outcome out;
-    if (!force && !token_.empty() && clock_type::now() < token_refresh_at_) co_return out;
+    if (!token_.empty() && clock_type::now() < token_refresh_at_) co_return out;
     if (token_fetching_) {
       const auto gen = token_gen_;
       auto w = std::make_shared<waiter_event>(ex_);

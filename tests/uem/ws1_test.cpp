@@ -111,6 +111,40 @@ TEST_F(UemWs1, OAuthTokenCachedAndRefreshedOnceOn401) {
   EXPECT_EQ(sim_->count("/API/mdm/devices"), 5);
 }
 
+// Issue 13: a burst of requests refused with the same (revoked) token. The simulator answers
+// slowly and only two connections are allowed, so the 401s arrive in waves: some while the
+// refresh runs, some after the new token came. Either way only the first 401 may fetch a
+// token; the others wait for it or use it.
+TEST_F(UemWs1, OAuthRefreshAfter401IsSharedByConcurrentRequests) {
+  auto svc = make(true, "    max_connections: 2\n");
+  ASSERT_TRUE(check(svc, "W-OK")->admitted());  // the first token
+  sim_->admin("POST", "/_sim/tokens/revoke");
+  sim_->reset_stats();
+  sim_->set_faults(R"({"latency_ms":100})");
+  constexpr int n = 8;  // W-0..W-7: different devices, so the cache's single flight does not
+                        // merge them; every one is a request of its own to the UEM
+  boost::asio::io_context ioc(1);
+  std::atomic<int> admitted{0};
+  for (int i = 0; i < n; ++i) {
+    boost::asio::co_spawn(
+        ioc,
+        [](std::shared_ptr<uem::service> s, std::string udid,
+           std::atomic<int>* count) -> uem::net::awaitable<void> {
+          auto d = co_await s->lookup(uem::device_key::udid(std::move(udid)));
+          if (d->admitted()) ++*count;
+        }(svc, "W-" + std::to_string(i), &admitted),
+        [](const std::exception_ptr& e) {
+          if (e) std::rethrow_exception(e);
+        });
+  }
+  ioc.run();
+  EXPECT_EQ(admitted.load(), n);
+  EXPECT_EQ(sim_->count("/connect/token"), 1);
+  // Each device at most twice (401, then the retry), at least once after the new token.
+  EXPECT_GE(sim_->count("/API/mdm/devices"), n + 1);
+  EXPECT_LE(sim_->count("/API/mdm/devices"), 2 * n);
+}
+
 TEST_F(UemWs1, OAuthBadSecretIsATokenFailure) {
   auto cfg = load(sim_->ws1_config(true));
   cfg.ws1.client_secret = uem::secret("nope");

@@ -54,7 +54,8 @@ struct options {
 
 struct faults {
   long latency_ms = 0;
-  std::string kind = "none";  // none, status, rate_limit, garbage, bad_record, reset
+  // none, status, rate_limit, garbage, bad_record, wrong_device, truncated, reset
+  std::string kind = "none";
   int status = 500;
   long retry_after = 1;
   long count = 0;  // API requests still to fault; 0 = until cleared
@@ -209,15 +210,24 @@ class simulator : public std::enable_shared_from_this<simulator> {
                                 net::redirect_error(net::use_awaitable, ec));
       if (ec) break;
       auto req = parser.release();
-      bool reset = false;
-      auto res = co_await self->handle(req, reset);
-      if (reset) {
+      fault_action act;
+      auto res = co_await self->handle(req, act);
+      if (act.reset) {
         // Injected fault: drop the connection with a TCP RST, no answer.
         tcp_stream.socket().set_option(net::socket_base::linger(true, 0), ec);
         break;
       }
-      res.keep_alive(req.keep_alive());
+      res.keep_alive(act.truncate ? false : req.keep_alive());
       res.prepare_payload();
+      if (act.truncate) {
+        // Injected fault: the header promises the whole body (Content-Length), half of it is
+        // sent, then the connection closes without a TLS close_notify (a crashed server or
+        // proxy).
+        res.body().resize(res.body().size() / 2);
+        tcp_stream.expires_after(io_timeout);
+        co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
+        break;
+      }
       tcp_stream.expires_after(io_timeout);
       co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
       if (!res.keep_alive()) break;
@@ -234,7 +244,13 @@ class simulator : public std::enable_shared_from_this<simulator> {
     return res;
   }
 
-  net::awaitable<response> handle(const request& req, bool& reset) {
+  /// What connection() does with an answer besides sending it (injected faults).
+  struct fault_action {
+    bool reset = false;     ///< no answer: TCP RST
+    bool truncate = false;  ///< half the body, then close
+  };
+
+  net::awaitable<response> handle(const request& req, fault_action& act) {
     const std::string target(req.target());
     const auto q = target.find('?');
     const std::string path = target.substr(0, q);
@@ -251,8 +267,24 @@ class simulator : public std::enable_shared_from_this<simulator> {
       const auto kind = faults_.kind;
       if (faults_.count > 0 && --faults_.count == 0) faults_.kind = "none";
       if (kind == "reset") {
-        reset = true;
+        act.reset = true;
         co_return response{};
+      }
+      if (kind == "truncated") {
+        act.truncate = true;  // the real answer, cut in half by connection()
+        if (path == "/connect/token") co_return token(req);
+        co_return api(req, path, query);
+      }
+      if (kind == "wrong_device") {
+        // A well-formed record of a device nobody asked for (a UEM bug or a mix-up in a
+        // proxy's cache): the client must notice that it names another device.
+        co_return reply(200, {{"Udid", "UEM-SIM-OTHER-DEVICE"},
+                              {"SerialNumber", "UEM-SIM-OTHER-SERIAL"},
+                              {"Id", {{"Value", 999999}}},
+                              {"Platform", "Apple"},
+                              {"EnrollmentStatus", "Enrolled"},
+                              {"ComplianceStatus", "Compliant"},
+                              {"CompromisedStatus", false}});
       }
       if (kind == "status") {
         co_return reply(static_cast<unsigned>(faults_.status), {{"message", "injected fault"}});
@@ -388,8 +420,9 @@ class simulator : public std::enable_shared_from_this<simulator> {
         f.status = body.value("status", 500);
         f.retry_after = body.value("retry_after", 1L);
         f.count = body.value("count", 0L);
-        static const std::set<std::string> kinds{"none",    "status",     "rate_limit",
-                                                 "garbage", "bad_record", "reset"};
+        static const std::set<std::string> kinds{"none",      "status",     "rate_limit",
+                                                 "garbage",   "bad_record", "wrong_device",
+                                                 "truncated", "reset"};
         if (!kinds.count(f.kind)) co_return reply(400, {{"error", "unknown fault " + f.kind}});
         faults_ = f;
       }
