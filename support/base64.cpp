@@ -47,10 +47,10 @@ std::string encode(std::string_view in, std::string_view alphabet, bool pad) {
 /// Decodes unpadded text in `alphabet`; nullopt on a foreign character, a lone trailing
 /// character, or pad bits that are not zero.
 std::optional<std::string> decode(std::string_view in, std::string_view alphabet) {
-  std::array<std::int8_t, 256> value{};
+  std::array<int, 256> value{};
   value.fill(-1);
   for (std::size_t i = 0; i < alphabet.size(); ++i)
-    value[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
+    value[static_cast<unsigned char>(alphabet[i])] = static_cast<int>(i);
   if (in.size() % 4 == 1) return std::nullopt;
   std::string out;
   out.reserve(in.size() / 4 * 3 + 2);
