@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -57,7 +58,18 @@ std::shared_ptr<const policy> load() {
   return r.value;
 }
 
-std::string expected_pac_answer(const policy& p, const flow& f, std::string_view gateway) {
+/// True for the schemes the PAC sends DIRECT before any rule (the gateway forwards no plain HTTP).
+bool plain_scheme(std::string_view url) {
+  std::string lower(url.substr(0, 5));
+  for (auto& ch : lower)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return lower.starts_with("http:") || lower.starts_with("ws:");
+}
+
+/// What the PAC must answer for `url`: DIRECT for http: and ws:, otherwise the gateway's decision.
+std::string expected_pac_answer(const policy& p, std::string_view url, const flow& f,
+                                std::string_view gateway) {
+  if (plain_scheme(url)) return "DIRECT";
   const auto d = p.evaluate(f);
   switch (d.act) {
     case action::tunnel:
@@ -125,7 +137,7 @@ TEST(Pac, NodeEvaluationAgreesWithTheGatewayOnEveryCase) {
       {"https://www.corp.example/", "www.corp.example", 443},
       {"https://notcorp.example/", "notcorp.example", 443},
       {"http://www.corp.example/", "www.corp.example", 80},
-      {"http://legacy.example/", "legacy.example", 80},
+      {"https://legacy.example:80/", "legacy.example", 80},
       {"https://legacy.example/", "legacy.example", 443},
       {"http://10.1.2.3:1024/", "10.1.2.3", 1024},
       {"http://10.1.2.3:1025/", "10.1.2.3", 1025},
@@ -148,12 +160,13 @@ TEST(Pac, NodeEvaluationAgreesWithTheGatewayOnEveryCase) {
   const auto got = run_pac(pac, in);
   ASSERT_EQ(got.size(), cases.size());
   for (std::size_t i = 0; i < cases.size(); ++i) {
-    const auto want =
-        expected_pac_answer(*p, {cases[i].host, cases[i].port, platform::windows, ""}, gw);
+    const auto want = expected_pac_answer(
+        *p, cases[i].url, {cases[i].host, cases[i].port, platform::windows, ""}, gw);
     EXPECT_EQ(got[i], want) << cases[i].url;
   }
   // Spot checks so the comparison above is known to cover every action.
   EXPECT_EQ(got[0], "HTTPS gw.example:8443");
+  EXPECT_EQ(got[4], "DIRECT");  // http: of a tunnelled host
   EXPECT_EQ(got[5], "DIRECT");
   EXPECT_EQ(got[6], "PROXY 127.0.0.1:9");
   EXPECT_EQ(got[8], "HTTPS proxy.corp.example:3128");
@@ -173,6 +186,64 @@ TEST(Pac, PerAppSetForABrowserApp) {
   EXPECT_TRUE(to_pac(*p, platform::ios, "gw.example:443").empty());
 }
 
+// The gateway tunnels only CONNECT: a browser that sent an http: URL to it would send an
+// absolute-form GET and get 400 use-connect. So http: and ws: go DIRECT before any rule,
+// whatever the rule (tunnel, proxy, block) or the default says, and the PAC says why.
+TEST(Pac, PlainHttpAndWebSocketGoDirectBeforeAnyRule) {
+  constexpr std::string_view yaml = R"(proxies:
+  legacy: http://192.0.2.80:8080
+rule_sets:
+  - name: laptops
+    platforms: [windows]
+    mode: full-device
+    default: tunnel
+    rules:
+      - action: block
+        destinations: [ads.example]
+      - action: proxy
+        proxy: legacy
+        destinations: [legacy.example]
+      - action: tunnel
+        destinations: [acme.okta.com, 10.0.0.0/8]
+)";
+  const auto r = load_rules(yaml, "plain.yaml");
+  ASSERT_TRUE(r) << (r.errors.empty() ? "" : r.errors.front().to_string());
+  const auto pac = to_pac(*r.value, platform::windows, "gw.example:8443");
+  ASSERT_FALSE(pac.empty());
+  EXPECT_NE(pac.find("if (tgPlain(url)) return \"DIRECT\";"), std::string::npos) << pac;
+  EXPECT_LT(pac.find("tgPlain(url)"), pac.find("// rule 1")) << pac;
+  EXPECT_NE(pac.find("tunnels only CONNECT"), std::string::npos) << pac;
+  const auto got = run_pac(pac, {{"http://acme.okta.com/login", "acme.okta.com"},
+                                 {"HTTP://acme.okta.com:8080/", "acme.okta.com"},
+                                 {"ws://acme.okta.com/socket", "acme.okta.com"},
+                                 {"http://10.1.2.3/", "10.1.2.3"},
+                                 {"http://legacy.example/", "legacy.example"},
+                                 {"http://ads.example/", "ads.example"},
+                                 {"http://anything.example/", "anything.example"},
+                                 {"https://acme.okta.com/", "acme.okta.com"},
+                                 {"wss://acme.okta.com/socket", "acme.okta.com"},
+                                 {"https://10.1.2.3/", "10.1.2.3"},
+                                 {"https://legacy.example/", "legacy.example"},
+                                 {"https://ads.example/", "ads.example"},
+                                 {"https://anything.example/", "anything.example"},
+                                 {"httpx://acme.okta.com/", "acme.okta.com"}});
+  const std::vector<std::string> want = {"DIRECT",
+                                         "DIRECT",
+                                         "DIRECT",
+                                         "DIRECT",
+                                         "DIRECT",
+                                         "DIRECT",
+                                         "DIRECT",
+                                         "HTTPS gw.example:8443",
+                                         "HTTPS gw.example:8443",
+                                         "HTTPS gw.example:8443",
+                                         "PROXY 192.0.2.80:8080",
+                                         "PROXY 127.0.0.1:9",
+                                         "HTTPS gw.example:8443",
+                                         "HTTPS gw.example:8443"};
+  EXPECT_EQ(got, want);
+}
+
 TEST(Pac, MappedHostsAreDecidedLikeTheirIpv4Address) {
   // The browser may hand FindProxyForURL an IPv4 address as an IPv4-mapped or IPv4-compatible
   // IPv6 literal, in any spelling; the PAC must decide it like the gateway does: as IPv4.
@@ -189,9 +260,9 @@ TEST(Pac, MappedHostsAreDecidedLikeTheirIpv4Address) {
       {"https://[::198.51.100.9]/", "::198.51.100.9", 443},
       {"https://[::c633:6409]/", "::C633:6409", 443},
       {"https://[0:0:0:0:0:ffff:c633:6409]/", "0:0:0:0:0:ffff:c633:6409", 443},
-      {"http://[::ffff:10.1.2.3]:1024/", "::ffff:10.1.2.3", 1024},
-      {"http://[::ffff:a01:203]:1025/", "::ffff:a01:203", 1025},
-      {"http://[::a01:203]:80/", "::a01:203", 80},
+      {"https://[::ffff:10.1.2.3]:1024/", "::ffff:10.1.2.3", 1024},
+      {"https://[::ffff:a01:203]:1025/", "::ffff:a01:203", 1025},
+      {"https://[::a01:203]:80/", "::a01:203", 80},
       {"https://[::ffff:cb00:7109]/", "::ffff:cb00:7109", 443},
       {"https://[::203.0.113.9]/", "::203.0.113.9", 443},
       {"https://203.0.113.9/", "203.0.113.9", 443},
@@ -210,8 +281,8 @@ TEST(Pac, MappedHostsAreDecidedLikeTheirIpv4Address) {
   const auto got = run_pac(pac, in);
   ASSERT_EQ(got.size(), cases.size());
   for (std::size_t i = 0; i < cases.size(); ++i) {
-    const auto want =
-        expected_pac_answer(*p, {cases[i].host, cases[i].port, platform::windows, ""}, gw);
+    const auto want = expected_pac_answer(
+        *p, cases[i].url, {cases[i].host, cases[i].port, platform::windows, ""}, gw);
     EXPECT_EQ(got[i], want) << cases[i].host;
   }
   // 198.51.100.0/24 is blocked in every spelling; 10.0.0.0/8:1-1024 goes to the corp proxy.
