@@ -193,6 +193,10 @@ struct trust_summary {
   /// past nextUpdate or without one, each bundle CA that has no CRL (whether or not CRLs are
   /// required), an expired CA certificate. Meant to be logged at every (re)load.
   std::vector<std::string> warnings;
+  /// When each bundle CA certificate expires (notAfter), by subject name.
+  std::vector<std::pair<std::string, std::chrono::system_clock::time_point>> ca_expiry;
+  /// When each CRL in use is next due (nextUpdate), by file; CRLs without one are left out.
+  std::vector<std::pair<std::string, std::chrono::system_clock::time_point>> crl_next_update;
 };
 
 struct reload_result {

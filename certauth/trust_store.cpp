@@ -289,7 +289,17 @@ std::shared_ptr<const trust_snapshot> trust_snapshot::load(const trust_options& 
   for (const auto& x : snap->cas) {
     std::time_t t = 0;
     if (detail::to_time_t(X509_get0_notBefore(x.get()), t)) snap->validity_events.push_back(t);
-    if (detail::to_time_t(X509_get0_notAfter(x.get()), t)) snap->validity_events.push_back(t);
+    if (detail::to_time_t(X509_get0_notAfter(x.get()), t)) {
+      snap->validity_events.push_back(t);
+      snap->summary.ca_expiry.emplace_back(name_text(X509_get_subject_name(x.get())),
+                                           std::chrono::system_clock::from_time_t(t));
+    }
+  }
+  for (const auto& c : snap->crls) {
+    std::time_t t = 0;
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(c.crl.get());
+    if (next != nullptr && detail::to_time_t(next, t))
+      snap->summary.crl_next_update.emplace_back(c.file, std::chrono::system_clock::from_time_t(t));
   }
   std::sort(snap->validity_events.begin(), snap->validity_events.end());
   static std::atomic<std::uint64_t> last_generation{0};

@@ -17,6 +17,12 @@ std::string_view to_string(accept_refusal r) noexcept {
       return "source-pending-limit";
     case accept_refusal::source_rate_limit:
       return "source-rate-limit";
+    case accept_refusal::proxy_sender_not_allowed:
+      return "proxy-sender-not-allowed";
+    case accept_refusal::proxy_header_invalid:
+      return "proxy-header-invalid";
+    case accept_refusal::proxy_header_timeout:
+      return "proxy-header-timeout";
   }
   return "unknown";
 }
@@ -38,6 +44,16 @@ std::string_view remedy(accept_refusal r) noexcept {
       return "the source opened more than limits.handshake_rate_per_source connections per "
              "second; raise it (and handshake_burst_per_source) if many devices share this "
              "address (NAT)";
+    case accept_refusal::proxy_sender_not_allowed:
+      return "the listener takes PROXY protocol connections from its proxy_protocol.senders "
+             "only; add the load balancer's address there, or have devices connect through it";
+    case accept_refusal::proxy_header_invalid:
+      return "the connection did not start with a valid PROXY protocol v2 header; have the "
+             "load balancer send PROXY protocol version 2 on this listener (or remove "
+             "proxy_protocol from it)";
+    case accept_refusal::proxy_header_timeout:
+      return "no complete PROXY protocol v2 header within limits.first_byte_timeout; have "
+             "the load balancer send PROXY protocol version 2 on this listener";
   }
   return "";
 }
@@ -161,6 +177,30 @@ accept_control::decision accept_control::admit(const net::ip::address& peer,
   d.ticket.thread_ = thread;
   d.ticket.source_ = key;
   d.ticket.in_handshake_ = true;
+  return d;
+}
+
+accept_control::decision accept_control::refuse(const net::ip::address& peer, accept_refusal r,
+                                                clock::time_point now) {
+  decision d;
+  d.refusal = r;
+  std::lock_guard lock(mutex_);
+  if (r == accept_refusal::max_connections || r == accept_refusal::handshakes_busy) {
+    auto& g = global_[static_cast<std::size_t>(r)];
+    d.log = should_log(g.logged, g.quiet, now, d.quiet);
+    return d;
+  }
+  const bool crowded = refusal_logs_.size() >= sweep_threshold;
+  if (crowded || now - refusals_swept_ >= log_interval) {
+    refusals_swept_ = now;
+    // Entries whose line is written and whose interval is over say nothing any more; when
+    // crowded (a flood from many addresses) every entry goes, unlogged counts included.
+    std::erase_if(refusal_logs_, [&](const auto& e) {
+      return crowded || (e.second.quiet == 0 && now - e.second.logged >= log_interval);
+    });
+  }
+  auto& g = refusal_logs_[refusal_key{source_of(peer), r}];
+  d.log = should_log(g.logged, g.quiet, now, d.quiet);
   return d;
 }
 

@@ -30,7 +30,14 @@ enum class accept_refusal : std::uint8_t {
   handshakes_busy,       ///< this thread has limits.max_handshakes_per_thread in progress
   source_pending_limit,  ///< the source has limits.max_pending_per_source unfinished handshakes
   source_rate_limit,     ///< the source opened more than limits.handshake_rate_per_source/s
+  // On a listener with proxy_protocol (gateway/proxy_accept.cpp). Accept refusals, not
+  // handshake refusals: decided before any TLS byte, the socket reset with nothing written,
+  // and about the transport in front of the device, not the device's TLS or certificate.
+  proxy_sender_not_allowed,  ///< the TCP peer is not one of the listener's senders
+  proxy_header_invalid,      ///< the first bytes are not a valid PROXY protocol v2 header
+  proxy_header_timeout,      ///< no complete header within limits.first_byte_timeout
 };
+inline constexpr std::size_t accept_refusal_count = 8;
 
 /// The one spelling of each refusal ("max-connections", "source-rate-limit", ...).
 std::string_view to_string(accept_refusal r) noexcept;
@@ -106,6 +113,11 @@ class accept_control : public std::enable_shared_from_this<accept_control> {
   decision admit(const net::ip::address& peer, const accept_limits& limits,
                  const std::shared_ptr<handshake_counter>& thread, clock::time_point now);
 
+  /// Records a refusal decided outside admit() (the PROXY protocol checks) for the log
+  /// throttle: once per source of `peer` and reason per log_interval (max_connections and
+  /// handshakes_busy: once per reason). Nothing is held; the decision carries `r`.
+  decision refuse(const net::ip::address& peer, accept_refusal r, clock::time_point now);
+
   std::int64_t connections() const noexcept { return connections_.load(); }
   /// Connections admitted whose handshake has not finished, all threads.
   std::int64_t pending() const noexcept { return pending_.load(); }
@@ -145,7 +157,22 @@ class accept_control : public std::enable_shared_from_this<accept_control> {
   std::atomic<std::int64_t>& pending_;
   mutable std::mutex mutex_;
   std::unordered_map<source_key, source_state, key_hash> sources_;
-  global_log global_[5];  ///< by accept_refusal value (max_connections, handshakes_busy)
+  /// refuse()'s log throttle, per source and reason (a sender that is not allowed must not hide
+  /// another's invalid headers); swept like sources_.
+  struct refusal_key {
+    source_key source;
+    accept_refusal reason = accept_refusal::none;
+    bool operator==(const refusal_key&) const = default;
+  };
+  struct refusal_hash {
+    std::size_t operator()(const refusal_key& k) const noexcept {
+      return key_hash{}(k.source) ^ (static_cast<std::size_t>(k.reason) * 0xC2B2AE3D27D4EB4FULL);
+    }
+  };
+  std::unordered_map<refusal_key, global_log, refusal_hash> refusal_logs_;
+  clock::time_point refusals_swept_{};
+  global_log global_[accept_refusal_count];  ///< by accept_refusal value (max_connections,
+                                             ///< handshakes_busy)
   clock::time_point swept_{};
 };
 

@@ -79,20 +79,78 @@ std::string tls_metrics(const shared_state& st) {
   return out;
 }
 
+/// Days left before each certificate the gateway depends on expires (its server certificate,
+/// the device CAs) and before each CRL is due; negative once past. For alerting (docs/gateway.md
+/// has example rules).
+std::string expiry_metrics(const shared_state& st) {
+  const auto rt = st.current();
+  if (!rt) return {};
+  const auto now = std::chrono::system_clock::now();
+  const auto days = [now](std::chrono::system_clock::time_point t) {
+    return std::chrono::duration<double>(t - now).count() / 86400.0;
+  };
+  const auto escape = [](const std::string& v) {
+    std::string out;
+    for (char c : v) {
+      if (c == '\\' || c == '"') out += '\\';
+      out += c == '\n' ? ' ' : c;
+    }
+    return out;
+  };
+  std::string out =
+      "# HELP tunnelgate_certificate_expiry_days Days until a certificate the gateway uses "
+      "expires (kind: server, device-ca)\n"
+      "# TYPE tunnelgate_certificate_expiry_days gauge\n";
+  char num[32];
+  if (X509* cert = SSL_CTX_get0_certificate(rt->tls->native_handle())) {
+    int d = 0, sec = 0;
+    if (ASN1_TIME_diff(&d, &sec, nullptr, X509_get0_notAfter(cert)) == 1) {
+      std::snprintf(num, sizeof num, "%.3f", d + sec / 86400.0);
+      out += "tunnelgate_certificate_expiry_days{kind=\"server\",file=\"" +
+             escape(rt->cfg->tls.cert.string()) + "\"} " + num + "\n";
+    }
+  }
+  const auto summary = rt->trust->summary();
+  for (const auto& [subject, t] : summary.ca_expiry) {
+    std::snprintf(num, sizeof num, "%.3f", days(t));
+    out += "tunnelgate_certificate_expiry_days{kind=\"device-ca\",subject=\"" + escape(subject) +
+           "\"} " + num + "\n";
+  }
+  out +=
+      "# HELP tunnelgate_crl_next_update_days Days until a CRL in use is due for renewal "
+      "(nextUpdate); negative: stale\n"
+      "# TYPE tunnelgate_crl_next_update_days gauge\n";
+  for (const auto& [file, t] : summary.crl_next_update) {
+    std::snprintf(num, sizeof num, "%.3f", days(t));
+    out += "tunnelgate_crl_next_update_days{file=\"" + escape(file) + "\"} " + num + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string readiness(const shared_state& st, bool& ready) {
   std::string missing;
   const auto rt = st.current();
   if (!rt) missing += "config ";
   if (rt && !rt->trust) missing += "ca ";
   if (rt && !rt->cfg->rules) missing += "dtr ";
-  if (!st.comp || !st.comp->ready()) missing += "compliance-source ";
+  std::string uem_detail;
+  if (!st.comp || !st.comp->ready()) {
+    missing += "compliance-source ";
+  } else if (uem_detail = st.comp->cannot_admit(); !uem_detail.empty()) {
+    missing += "uem ";
+  }
   if (st.stopping) missing += "stopping ";
   bool idp_ready = true;
   const std::string idp = st.idp ? st.idp->readiness(idp_ready) : std::string();
   if (!idp_ready) missing += "idp ";
   ready = missing.empty();
-  return (ready ? "ready\n" : "not ready: " + missing + "\n") + idp;
+  return (ready ? "ready\n" : "not ready: " + missing + "\n") +
+         (uem_detail.empty() ? std::string() : "uem: " + uem_detail + "\n") + idp;
 }
+
+namespace {
 
 /// The query string's parameters, percent-decoded ('+' is a space). nullopt for a malformed
 /// escape or a repeated key (ambiguous: refused rather than guessed).
@@ -177,6 +235,10 @@ http::response<http::string_body> route(shared_state& st,
                                         const http::request<http::empty_body>& req) {
   const bool ka = req.keep_alive();
   const std::string target(req.target());
+  const auto method = req.method();
+  // Liveness carries nothing worth protecting, and load balancers probe it without a token.
+  if (method == http::verb::get && target == "/healthz")
+    return reply(200, "ok\n", "text/plain", ka);
   const auto rt = st.current();
   if (rt && !rt->cfg->admin.token.empty() &&
       !token_ok(rt->cfg->admin.token, std::string(req[http::field::authorization]))) {
@@ -186,9 +248,16 @@ http::response<http::string_body> route(shared_state& st,
     res.set(http::field::www_authenticate, "Bearer");
     return res;
   }
-  const auto method = req.method();
-  if (method == http::verb::get && target == "/healthz")
-    return reply(200, "ok\n", "text/plain", ka);
+  if (method == http::verb::post && target == "/api/v1/reload") {
+    // The same reload as SIGHUP, answered with its outcome (tunnelgate --reload, ExecReload).
+    if (!st.reload) return json_reply(503, {{"error", "no daemon to reload in this process"}}, ka);
+    const auto o = st.reload();
+    nlohmann::ordered_json j;
+    j["result"] = o.applied ? "applied" : "refused";
+    j["errors"] = o.errors;
+    j["warnings"] = o.warnings;
+    return reply(o.applied ? 200 : 422, j.dump() + "\n", "application/json", ka);
+  }
   if (method == http::verb::get && target == "/readyz") {
     bool ready = false;
     auto text = readiness(st, ready);
@@ -196,8 +265,8 @@ http::response<http::string_body> route(shared_state& st,
   }
   if (method == http::verb::get && target == "/metrics") {
     return reply(200,
-                 st.stats.render(st.registry.size()) + tls_metrics(st) +
-                     (st.comp ? st.comp->render_metrics() : std::string()) +
+                 st.stats.render(st.registry.size()) + render_process_metrics() + tls_metrics(st) +
+                     expiry_metrics(st) + (st.comp ? st.comp->render_metrics() : std::string()) +
                      (st.idp ? st.idp->render_metrics() : std::string()) +
                      (st.vpn ? st.vpn->render_metrics() : std::string()),
                  "text/plain; version=0.0.4", ka);
@@ -256,13 +325,14 @@ http::response<http::string_body> route(shared_state& st,
     const auto n = st.registry.kill_device(device, "admin");
     return json_reply(200, {{"closed", n}, {"udid", device}}, ka);
   }
-  return json_reply(404,
-                    {{"error", "no such endpoint"},
-                     {"endpoints",
-                      {"GET /healthz", "GET /readyz", "GET /metrics", "GET /api/v1/sessions",
-                       "GET /api/v1/dtr/eval?platform=P&destination=HOST:PORT[&app=ID]",
-                       "DELETE /api/v1/sessions/{id}", "DELETE /api/v1/devices/{udid}/sessions"}}},
-                    ka);
+  return json_reply(
+      404,
+      {{"error", "no such endpoint"},
+       {"endpoints",
+        {"GET /healthz", "GET /readyz", "GET /metrics", "POST /api/v1/reload",
+         "GET /api/v1/sessions", "GET /api/v1/dtr/eval?platform=P&destination=HOST:PORT[&app=ID]",
+         "DELETE /api/v1/sessions/{id}", "DELETE /api/v1/devices/{udid}/sessions"}}},
+      ka);
 }
 
 }  // namespace

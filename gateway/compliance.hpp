@@ -31,6 +31,9 @@ class compliance {
       std::function<void(const std::string& udid, const std::string& reason)> f) = 0;
   /// True once the source has loaded (for /readyz).
   virtual bool ready() const = 0;
+  /// Why no device can be admitted now (the UEM does not answer and nothing cached admits);
+  /// empty when some can. For /readyz and READY=1.
+  virtual std::string cannot_admit() const { return {}; }
   /// The source's own counters in Prometheus text format (webhook events, UEM requests).
   virtual std::string render_metrics() const { return {}; }
 };

@@ -204,14 +204,56 @@ class loader {
       return;
     }
     for (std::size_t i = 0; i < n.size(); ++i) {
-      auto ep = n[i].IsScalar() ? parse_endpoint(n[i].Scalar()) : std::nullopt;
+      const auto path = "listen[" + std::to_string(i) + "]";
+      listener_options options;
+      // Not assigned after construction: assigning a YAML::Node writes into the node it refers to.
+      const YAML::Node address = n[i].IsMap() ? n[i]["address"] : n[i];
+      if (n[i].IsMap()) {
+        keys(n[i], path, {"address", "proxy_protocol"});
+        if (!address) {
+          error(n[i], path + ".address", "missing: ADDRESS:PORT such as 0.0.0.0:443");
+          continue;
+        }
+        if (auto pp = n[i]["proxy_protocol"]) options.proxy_protocol = proxy_protocol(pp, path);
+      }
+      auto ep = address.IsScalar() ? parse_endpoint(address.Scalar()) : std::nullopt;
       if (!ep) {
-        error(n[i], "listen[" + std::to_string(i) + "]",
-              "expected ADDRESS:PORT such as 127.0.0.1:8443 or [::1]:8443");
+        error(address, n[i].IsMap() ? path + ".address" : path,
+              "expected ADDRESS:PORT such as 127.0.0.1:8443 or [::1]:8443, or a mapping with "
+              "address and proxy_protocol");
         continue;
       }
       cfg_->listen.push_back(*ep);
+      cfg_->listen_options.push_back(std::move(options));
     }
+  }
+
+  /// listen[i].proxy_protocol: {senders: [CIDR, ...]}, senders required and non-empty (a
+  /// listener that believed any peer's header would let anyone claim any address).
+  proxy_protocol_config proxy_protocol(const YAML::Node& n, const std::string& listener) {
+    const auto path = listener + ".proxy_protocol";
+    proxy_protocol_config pp;
+    if (!map(n, path)) return pp;
+    keys(n, path, {"senders"});
+    const auto senders = n["senders"];
+    if (!senders || !senders.IsSequence() || senders.size() == 0) {
+      error(senders ? senders : n, path + ".senders",
+            "expected a non-empty list of the load balancers' addresses or CIDRs (e.g. "
+            "[\"10.0.0.0/24\"]): only they may send a PROXY header");
+      return pp;
+    }
+    for (std::size_t j = 0; j < senders.size(); ++j) {
+      const auto at = path + ".senders[" + std::to_string(j) + "]";
+      std::string why;
+      auto c = senders[j].IsScalar() ? cidr::parse(senders[j].Scalar(), why) : std::nullopt;
+      if (!c) {
+        error(senders[j], at,
+              why.empty() ? "expected an address or CIDR such as 10.0.0.0/24" : why);
+        continue;
+      }
+      pp.senders.push_back(*c);
+    }
+    return pp;
   }
 
   void tls(const YAML::Node& n) {

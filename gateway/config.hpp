@@ -118,9 +118,25 @@ struct vpn_config {
   friend bool operator==(const vpn_config&, const vpn_config&) = default;
 };
 
+/// listen[i].proxy_protocol: connections arrive through L4 load balancers that write a PROXY
+/// protocol v2 header first (gateway/proxy_accept.cpp).
+struct proxy_protocol_config {
+  std::vector<cidr> senders;  ///< the balancers' addresses; never empty; others are reset
+  friend bool operator==(const proxy_protocol_config&, const proxy_protocol_config&) = default;
+};
+
+/// What a device listener does besides TLS (listen[i] written as a mapping).
+struct listener_options {
+  std::optional<proxy_protocol_config> proxy_protocol;  ///< absent: devices connect directly
+  friend bool operator==(const listener_options&, const listener_options&) = default;
+};
+
 struct config {
   std::filesystem::path file;
   std::vector<tcp::endpoint> listen;
+  /// Parallel to `listen` (same index, same size when loaded from a file; code that builds a
+  /// config by hand may leave it shorter: a missing entry is a plain listener).
+  std::vector<listener_options> listen_options;
   tls_config tls;
   certauth::identity_mapping identity;
   std::filesystem::path dtr_file;

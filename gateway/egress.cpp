@@ -22,8 +22,8 @@ std::string check_egress_addresses(const egress_options& o) {
     s.open(a->is_v4() ? tcp::v4() : tcp::v6(), ec);
     if (!ec) s.bind(tcp::endpoint(*a, 0), ec);
     if (ec) {
-      return "egress address " + a->to_string() + " is not assigned on this host (" + ec.message() +
-             "); add it to an interface (e.g. `ip addr add " + a->to_string() +
+      return "egress.address: " + a->to_string() + " is not assigned on this host (" +
+             ec.message() + "); add it to an interface (e.g. `ip addr add " + a->to_string() +
              (a->is_v4() ? "/32" : "/128") + " dev lo`) or fix egress.address";
     }
   }

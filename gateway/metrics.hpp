@@ -30,6 +30,33 @@ class counter_family {
   std::map<std::vector<std::string>, std::unique_ptr<std::atomic<std::uint64_t>>> series_;
 };
 
+/// A Prometheus histogram of seconds with fixed buckets; observe() is lock-free.
+class histogram {
+ public:
+  histogram(std::string name, std::string help, std::vector<double> bounds);
+  void observe(double seconds);
+  void render(std::string& out) const;
+
+ private:
+  std::string name_, help_;
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  ///< per bound, not cumulative
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<std::uint64_t> sum_ns_{0};
+};
+
+/// What the last configuration reload did (SIGHUP or POST /api/v1/reload).
+struct reload_stats {
+  std::atomic<bool> last_ok{true};
+  std::atomic<double> last_success_unix{0};  ///< the start counts as the first success
+  counter_family total{
+      "tunnelgate_config_reloads_total", "Configuration reloads, by result", {"result"}};
+};
+
+/// process_* metrics of the running process (/proc/self), as the Prometheus client libraries
+/// name them.
+std::string render_process_metrics();
+
 struct metrics {
   counter_family handshakes{
       "tunnelgate_handshakes_total",
@@ -59,8 +86,14 @@ struct metrics {
   counter_family accept_refusals{
       "tunnelgate_accept_refusals_total",
       "Device connections closed at accept, before any TLS work, by reason (max-connections, "
-      "handshakes-busy, source-pending-limit, source-rate-limit)",
+      "handshakes-busy, source-pending-limit, source-rate-limit, proxy-sender-not-allowed, "
+      "proxy-header-invalid, proxy-header-timeout)",
       {"reason"}};
+  counter_family proxy_headers{
+      "tunnelgate_proxy_headers_total",
+      "PROXY protocol v2 headers accepted on device listeners, by command (proxy: a device's "
+      "connection; local: the load balancer's health check, closed after the header)",
+      {"command"}};
   counter_family uem_lookups{
       "tunnelgate_uem_lookups_total", "Compliance lookups, by result", {"result"}};
   std::atomic<std::uint64_t> uem_latency_us_sum{0};
@@ -71,6 +104,17 @@ struct metrics {
   std::atomic<std::uint64_t> devices_forgotten{0};  ///< idle devices dropped from the UEM cache
   std::atomic<std::int64_t> descriptor_limit{0};    ///< RLIMIT_NOFILE soft limit after start
   std::atomic<std::int64_t> tunnel_capacity{0};     ///< tunnels that limit allows (2 fds each)
+  /// From accept to the end of the TLS handshake (refused handshakes included).
+  histogram handshake_seconds{
+      "tunnelgate_handshake_seconds",
+      "Device TLS handshakes, from accept to their end",
+      {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
+  /// The compliance decision of a new session (cache hits and UEM requests alike).
+  histogram admission_seconds{"tunnelgate_admission_seconds",
+                              "Admission decisions of new sessions (compliance lookup included)",
+                              {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                               0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
+  reload_stats reloads;
 
   /// The exposition text; `sessions` is the registry's size (the active_sessions gauge).
   std::string render(std::size_t sessions) const;

@@ -186,6 +186,16 @@ std::size_t session_registry::kill_all(const std::string& reason) {
   return by_id_.size();
 }
 
+std::size_t session_registry::kill_idle(const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, e] : by_id_) {
+    net::post(e->executor, [e = e, reason] {
+      if (e->idle) kill_here(*e, reason);
+    });
+  }
+  return by_id_.size();
+}
+
 std::vector<std::string> session_registry::devices() const {
   std::lock_guard lock(mutex_);
   std::vector<std::string> out;

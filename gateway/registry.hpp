@@ -49,6 +49,9 @@ struct session_entry {
   relay_counters counters;
   bool alive = true;
   bool killed = false;
+  /// Waiting for the next request (nothing in flight): a draining shutdown closes it at once.
+  /// Read and written on the session's executor only.
+  bool idle = false;
   std::function<void()> kill;  ///< closes the session's sockets
   /// Checks the session's certificate against the current trust store (after a CA or CRL
   /// change) and closes the session when it no longer passes.
@@ -110,6 +113,9 @@ class session_registry {
   bool kill(std::uint64_t id, const std::string& reason);
   std::size_t kill_device(const std::string& udid, const std::string& reason);
   std::size_t kill_all(const std::string& reason);
+  /// Kills the sessions that are waiting for their next request (session_entry::idle), as seen
+  /// on each session's executor; returns how many sessions were asked.
+  std::size_t kill_idle(const std::string& reason);
   /// On the session's own executor: closes it now with `reason` (first reason wins).
   static void kill_here(session_entry& e, const std::string& reason);
   /// Runs every live session's `recheck` on its own executor; returns how many were asked.

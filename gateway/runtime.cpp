@@ -70,7 +70,7 @@ void revoke_device(shared_state& st, const std::string& udid, const std::string&
   const auto n = st.registry.kill_device(device, "compliance:" + reason);
   if (n > 0) {
     st.log->event(spdlog::level::warn, "device_revoked",
-                  {{"udid", device}, {"reason", reason}, {"sessions", std::to_string(n)}});
+                  {{"udid", device}, {"reason", reason}, {"sessions", n}});
   }
 }
 

@@ -5,6 +5,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -14,10 +17,13 @@
 
 #include "gateway/admin.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/proxy_accept.hpp"
+#include "gateway/sd_notify.hpp"
 #include "gateway/state.hpp"
 #include "gateway/tls.hpp"
 #include "gateway/uem_compliance.hpp"
 #include "gateway/vpn/hub.hpp"
+#include "support/yaml.hpp"
 #include "uem/uem.hpp"
 
 namespace tunnelgate::gateway {
@@ -38,9 +44,57 @@ uem::config_result load_uem(const std::filesystem::path& file) {
 struct loaded {
   std::shared_ptr<const config> cfg;
   std::optional<uem::config> uem_cfg;
+  std::string uem_text;  ///< the `uem:` section as YAML, to tell a reload that it changed
   std::vector<std::string> errors;
   std::vector<std::string> warnings;  ///< valid but risky settings, each with its reason
 };
+
+/// Two listening endpoints that cannot both be bound: the same port on the same address, or
+/// on the wildcard address of the same family. Port 0 (any free port) never collides.
+bool collide(const tcp::endpoint& a, const tcp::endpoint& b) {
+  if (a.port() == 0 || a.port() != b.port()) return false;
+  if (a.address().is_v4() != b.address().is_v4()) return false;
+  return a.address() == b.address() || a.address().is_unspecified() || b.address().is_unspecified();
+}
+
+/// Every listener the file asks for (device listeners, admin, UEM webhook, the VPN's DNS),
+/// each named by its key and place in the file; two that collide are an error at the later
+/// one, as `listen` would fail at start.
+void check_listeners(const std::filesystem::path& file, const config& cfg, const uem::config& u,
+                     std::vector<std::string>& errors) {
+  const auto doc =
+      support::read_yaml_file(file, "gateway configuration", support::config_yaml_limits);
+  if (!doc) return;  // already reported by the loaders
+  struct listener {
+    std::string key;
+    tcp::endpoint ep;
+    YAML::Node node;
+  };
+  std::vector<listener> all;
+  for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
+    const auto n = doc.root["listen"];
+    all.push_back({"listen[" + std::to_string(i) + "]", cfg.listen[i],
+                   n.IsSequence() && i < n.size() ? n[i] : n});
+  }
+  if (cfg.admin.listen)
+    all.push_back({"admin.listen", *cfg.admin.listen, doc.root["admin"]["listen"]});
+  if (u.webhook.enabled)
+    all.push_back({"uem.webhook.listen", u.webhook.listen, doc.root["uem"]["webhook"]["listen"]});
+  if (cfg.vpn && cfg.vpn->dns)
+    all.push_back({"vpn.dns (the tunnel address, port 53)",
+                   tcp::endpoint(cfg.vpn->tunnel_address(), 53), doc.root["vpn"]["pool"]});
+  for (std::size_t j = 1; j < all.size(); ++j) {
+    for (std::size_t i = 0; i < j; ++i) {
+      if (!collide(all[i].ep, all[j].ep)) continue;
+      errors.push_back(support::located(file.string(), all[j].node,
+                                        all[j].key + ": " + endpoint_text(all[j].ep) + " is also " +
+                                            all[i].key + " (" + endpoint_text(all[i].ep) +
+                                            "): two listeners cannot share an address and "
+                                            "port; give each its own port"));
+      break;
+    }
+  }
+}
 
 loaded load_all(const std::filesystem::path& file) {
   loaded l;
@@ -58,6 +112,16 @@ loaded load_all(const std::filesystem::path& file) {
   if (l.errors.empty()) {
     l.cfg = c.value;
     l.uem_cfg = std::move(u.value);
+    if (const auto doc =
+            support::read_yaml_file(file, "gateway configuration", support::config_yaml_limits);
+        doc) {
+      l.uem_text = YAML::Dump(doc.root["uem"]);
+    }
+    check_listeners(file, *l.cfg, *l.uem_cfg, l.errors);
+    if (!l.errors.empty()) {
+      l.cfg.reset();
+      l.uem_cfg.reset();
+    }
   }
   return l;
 }
@@ -112,11 +176,13 @@ void refuse_at_accept(shared_state& st, tcp::socket& s, const tcp::endpoint& pee
                 {{"peer", endpoint_text(peer)},
                  {"source", per_source ? to_string(source_of(peer.address())) : std::string()},
                  {"reason", std::string(reason)},
-                 {"unlogged_since_last", std::to_string(d.quiet)},
+                 {"unlogged_since_last", d.quiet},
                  {"detail", std::string(remedy(d.refusal))}});
 }
 
-awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc, bool admin) {
+/// `proxy`: the listener's proxy_protocol options (null: devices connect directly).
+awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc, bool admin,
+                            std::shared_ptr<const proxy_protocol_config> proxy = nullptr) {
   auto ex = co_await net::this_coro::executor;
   spare_descriptor spare;
   // This loop's thread's handshakes in progress (one acceptor per thread).
@@ -165,6 +231,11 @@ awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc
       s.close(pec);
       continue;
     }
+    if (proxy) {  // the limits apply to the device the header names (proxy_accept.hpp)
+      net::co_spawn(ex, run_proxied_connection(st, std::move(s), peer, proxy, handshakes),
+                    [st](const std::exception_ptr& e) { log_exception(*st, "session", e); });
+      continue;
+    }
     auto d = st->accept->admit(peer.address(), accept_limits_of(rt->cfg->limits), handshakes,
                                accept_control::clock::now());
     if (d.refusal != accept_refusal::none) {
@@ -176,6 +247,14 @@ awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc
   }
 }
 
+std::string locate_message(const std::filesystem::path& file, std::string msg);
+
+/// A start-time failure that is the configuration's fault (exit_config, not restarted).
+class config_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class daemon {
  public:
   explicit daemon(std::filesystem::path file) : file_(std::move(file)) {}
@@ -186,22 +265,41 @@ class daemon {
       for (const auto& e : l.errors)
         std::cerr << e << "\n";
       std::cerr << "tunnelgate: " << l.errors.size() << " configuration error(s); not started\n";
-      return 2;
+      return exit_config;
     }
     cfg_ = l.cfg;
+    uem_text_ = l.uem_text;
     st_ = std::make_shared<shared_state>();
-    st_->log = std::make_unique<event_log>(cfg_->log);
+    try {
+      st_->log = std::make_unique<event_log>(cfg_->log);
+    } catch (const std::exception& e) {
+      std::cerr << "tunnelgate: " << e.what() << "\n";
+      return exit_config;
+    }
+    st_->stats.reloads.last_success_unix = unix_now();
+    st_->reload = [this] { return reload(); };
     for (const auto& w : l.warnings)
       st_->log->event(spdlog::level::warn, "config_warning", {{"warning", w}});
     raise_descriptor_limit();
+    int failed = exit_ok;
     try {
       start(*l.uem_cfg);
+    } catch (const config_error& e) {
+      std::cerr << locate_message(file_, e.what()) << "\n";
+      st_->log->event(spdlog::level::critical, "start_failed",
+                      {{"error", e.what()}, {"exit_code", static_cast<int>(exit_config)}});
+      failed = exit_config;
     } catch (const std::exception& e) {
       std::cerr << "tunnelgate: " << e.what() << "\n";
-      st_->log->event(spdlog::level::critical, "start_failed", {{"error", e.what()}});
+      st_->log->event(spdlog::level::critical, "start_failed",
+                      {{"error", e.what()}, {"exit_code", static_cast<int>(exit_runtime)}});
+      failed = exit_runtime;
+    }
+    if (failed != exit_ok) {
       if (st_->vpn) st_->vpn->stop();
+      if (uem_) uem_->stop();
       stop_everything();
-      return 2;
+      return failed;
     }
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < ctxs_.size(); ++i) {
@@ -220,7 +318,7 @@ class daemon {
       (void)new std::shared_ptr<shared_state>(st_);
     }
     st_->log->event(spdlog::level::info, "stopped", {});
-    return 0;
+    return exit_ok;
   }
 
  private:
@@ -242,7 +340,7 @@ class daemon {
       }
       own_.push_back(ep);
       st_->log->event(spdlog::level::info, "listening",
-                      {{"address", endpoint_text(ep)}, {"threads", std::to_string(n)}});
+                      {{"address", endpoint_text(ep)}, {"threads", n}});
     }
     if (cfg_->admin.listen) {
       admin_ = std::make_unique<tcp::acceptor>(*ctxs_[0]);
@@ -270,7 +368,11 @@ class daemon {
     // The VPN's in-tunnel DNS server is one of ours too.
     if (cfg_->vpn && cfg_->vpn->dns) own_.emplace_back(cfg_->vpn->tunnel_address(), 53);
     st_->host->refresh();
-    st_->set_current(make_runtime(cfg_, own_, st_->host));
+    try {
+      st_->set_current(make_runtime(cfg_, own_, st_->host));
+    } catch (const std::exception& e) {
+      throw config_error(e.what());  // certificates, keys, CRLs, egress addresses
+    }
     log_trust_warnings(st_->current()->trust->summary().warnings);
     if (cfg_->vpn) {
       // The TUN, its NAT and the in-tunnel DNS server.
@@ -281,7 +383,13 @@ class daemon {
     st_->idp->configure(cfg_);
 
     for (std::size_t i = 0; i < acceptors_.size(); ++i) {
-      net::co_spawn(acceptors_[i]->get_executor(), accept_loop(st_, acceptors_[i].get(), false),
+      // acceptors_ holds one acceptor per thread for each listener, in cfg_->listen order.
+      const std::size_t l = i / ctxs_.size();
+      std::shared_ptr<const proxy_protocol_config> proxy;
+      if (l < cfg_->listen_options.size() && cfg_->listen_options[l].proxy_protocol)
+        proxy = std::make_shared<proxy_protocol_config>(*cfg_->listen_options[l].proxy_protocol);
+      net::co_spawn(acceptors_[i]->get_executor(),
+                    accept_loop(st_, acceptors_[i].get(), false, proxy),
                     [st = st_](const std::exception_ptr& e) { log_exception(*st, "accept", e); });
     }
     if (admin_) {
@@ -290,9 +398,17 @@ class daemon {
           [st = st_](const std::exception_ptr& e) { log_exception(*st, "admin-accept", e); });
     }
     signals_ = std::make_unique<net::signal_set>(*ctxs_[0], SIGHUP, SIGTERM, SIGINT);
+    signals_->add(SIGUSR1);
     wait_signal();
     files_timer_ = std::make_unique<net::steady_timer>(*ctxs_[0]);
     watch_files();
+    ready_timer_ = std::make_unique<net::steady_timer>(*ctxs_[0]);
+    notify_when_ready();
+    if (const auto every = notify_.watchdog_interval()) {
+      beats_ = std::make_unique<std::atomic<std::uint64_t>[]>(ctxs_.size());
+      watchdog_timer_ = std::make_unique<net::steady_timer>(*ctxs_[0]);
+      keep_watchdog(*every, {});
+    }
     st_->log->event(
         spdlog::level::info, "started",
         {{"config", file_.string()},
@@ -318,10 +434,10 @@ class daemon {
     const std::int64_t capacity = std::max<std::int64_t>(0, (limit - descriptor_reserve) / 2);
     st_->stats.descriptor_limit = limit;
     st_->stats.tunnel_capacity = capacity;
-    log_fields f{{"limit", std::to_string(limit)},
-                 {"hard_limit", std::to_string(std::min<rlim_t>(rl.rlim_max, 1U << 30))},
-                 {"tunnel_capacity", std::to_string(capacity)},
-                 {"max_connections", std::to_string(cfg_->limits.max_connections)}};
+    log_fields f{{"limit", limit},
+                 {"hard_limit", std::min<rlim_t>(rl.rlim_max, 1U << 30)},
+                 {"tunnel_capacity", capacity},
+                 {"max_connections", cfg_->limits.max_connections}};
     if (!note.empty()) f.emplace_back("detail", note);
     const bool short_of = static_cast<std::int64_t>(cfg_->limits.max_connections) > capacity;
     if (short_of) {
@@ -348,7 +464,12 @@ class daemon {
     signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        reload();
+        (void)reload();
+        wait_signal();
+        return;
+      }
+      if (sig == SIGUSR1) {
+        reopen_logs("SIGUSR1");
         wait_signal();
         return;
       }
@@ -371,7 +492,7 @@ class daemon {
       // A new address on an interface must never be reachable through the tunnel.
       if (st_->host->refresh()) {
         st_->log->event(spdlog::level::info, "host_addresses_changed",
-                        {{"addresses", std::to_string(st_->host->addresses().size())}});
+                        {{"addresses", st_->host->addresses().size()}});
       }
       if (auto rt = st_->current()) {
         const auto r = rt->trust->reload_if_changed();
@@ -414,65 +535,170 @@ class daemon {
     if (auto rt = st_->current()) flush_sessions(*rt->tls);  // no resumption across the change
     const auto n = st_->registry.recheck_all();
     st_->log->event(spdlog::level::info, "sessions_rechecked",
-                    {{"sessions", std::to_string(n)}, {"cause", "trust_changed"}});
+                    {{"sessions", n}, {"cause", "trust_changed"}});
   }
 
-  void reload() {
+  /// Re-reads the configuration and everything it references. Applied whole or not at all;
+  /// parts that only a restart changes are named in the outcome's warnings (and logged).
+  reload_outcome reload() {
+    reload_outcome out;
+    notify_.reloading();
     auto l = load_all(file_);
-    if (!l.errors.empty()) {
-      for (const auto& e : l.errors)
-        st_->log->event(spdlog::level::err, "reload_refused", {{"error", e}});
+    out.errors = l.errors;
+    if (l.errors.empty()) {
+      try {
+        auto rt = make_runtime(l.cfg, own_, st_->host);
+        out.warnings = needs_restart(*cfg_, *l.cfg, l.uem_text);
+        for (auto& w : st_->log->reconfigure(l.cfg->log))
+          out.warnings.push_back(std::move(w));
+        log_trust_warnings(rt->trust->summary().warnings);
+        for (const auto& w : l.warnings)
+          st_->log->event(spdlog::level::warn, "config_warning", {{"warning", w}});
+        st_->set_current(std::move(rt));
+        cfg_ = l.cfg;
+        st_->idp->configure(cfg_);
+        trust_changed();  // the new configuration's CA bundle and CRLs apply to open sessions
+        out.applied = true;
+      } catch (const std::exception& e) {
+        out.errors.emplace_back(e.what());
+      }
+    }
+    // The access log is reopened on every SIGHUP too (logrotate may send either signal).
+    reopen_logs("reload");
+    for (const auto& e : out.errors)
+      st_->log->event(spdlog::level::err, "reload_refused", {{"error", e}});
+    for (const auto& w : out.warnings)
+      st_->log->event(spdlog::level::warn, "reload_partial", {{"detail", w}});
+    st_->stats.reloads.last_ok = out.applied;
+    st_->stats.reloads.total.inc({out.applied ? "applied" : "refused"});
+    if (out.applied) {
+      st_->stats.reloads.last_success_unix = unix_now();
+      st_->log->event(spdlog::level::info, "reloaded",
+                      {{"config", file_.string()},
+                       {"sessions", st_->registry.size()},
+                       {"restart_needed", out.warnings.size()}});
+    }
+    notify_.ready(out.applied ? "configuration reloaded"
+                              : "reload refused, the previous configuration stays in force");
+    return out;
+  }
+
+  /// Keys a reload reads but cannot change in a running daemon, each named with what to do.
+  std::vector<std::string> needs_restart(const config& was, const config& now,
+                                         const std::string& uem_text) const {
+    std::vector<std::string> w;
+    const auto restart = [&w](const std::string& key) {
+      w.push_back(key +
+                  " changed: it takes effect at the next restart (systemctl restart "
+                  "tunnelgate); the running gateway keeps the old value");
+    };
+    if (now.listen != was.listen || now.listen_options != was.listen_options) restart("listen");
+    if (now.admin.listen != was.admin.listen) restart("admin.listen");
+    if (now.threads != was.threads) restart("threads");
+    if (now.vpn != was.vpn) restart("vpn");
+    if (uem_text != uem_text_) restart("uem");
+    return w;
+  }
+
+  void reopen_logs(const char* why) {
+    const auto error = st_->log->reopen_access_log();
+    if (!error.empty()) {
+      st_->log->event(spdlog::level::err, "access_log_reopen_failed",
+                      {{"cause", why}, {"error", error}});
+    }
+  }
+
+  static double unix_now() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  /// READY=1 once /readyz would say ready (the rules, the trust store, a compliance source
+  /// that can admit someone); checked every 100 ms until then.
+  void notify_when_ready() {
+    bool ready = false;
+    const auto why = readiness(*st_, ready);
+    if (ready) {
+      notify_.ready("serving");
+      st_->log->event(spdlog::level::info, "ready", {});
       return;
     }
-    for (const auto& w : l.warnings)
-      st_->log->event(spdlog::level::warn, "config_warning", {{"warning", w}});
-    try {
-      auto rt = make_runtime(l.cfg, own_, st_->host);
-      if (l.cfg->listen != cfg_->listen || l.cfg->admin.listen != cfg_->admin.listen ||
-          l.cfg->vpn != cfg_->vpn) {
-        st_->log->event(
-            spdlog::level::warn, "reload_partial",
-            {{"detail", "listen, admin.listen and vpn changes take effect at the next restart"}});
-      }
-      log_trust_warnings(rt->trust->summary().warnings);
-      st_->set_current(std::move(rt));
-      cfg_ = l.cfg;
-      st_->idp->configure(cfg_);
-      trust_changed();  // the new configuration's CA bundle and CRLs apply to open sessions too
-      st_->log->event(
-          spdlog::level::info, "reloaded",
-          {{"config", file_.string()}, {"sessions", std::to_string(st_->registry.size())}});
-    } catch (const std::exception& e) {
-      st_->log->event(spdlog::level::err, "reload_refused", {{"error", e.what()}});
-    }
+    ready_timer_->expires_after(std::chrono::milliseconds(100));
+    ready_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec && !st_->stopping) notify_when_ready();
+    });
   }
 
+  /// WATCHDOG=1 only while every thread runs its event loop: each period a no-op is posted to
+  /// each thread, and the next period checks that all of them ran it. A stuck thread stops
+  /// the pings, and systemd restarts the gateway (WatchdogSec=).
+  void keep_watchdog(std::chrono::microseconds every, std::vector<std::uint64_t> seen) {
+    bool all_ran = seen.size() == ctxs_.size();
+    for (std::size_t i = 0; i < seen.size() && i < ctxs_.size(); ++i) {
+      if (beats_[i].load() == seen[i]) all_ran = false;
+    }
+    if (seen.empty() || all_ran) {
+      if (!notify_.watchdog()) {
+        st_->log->event(spdlog::level::err, "watchdog_notify_failed",
+                        {{"error", notify_.last_error()}});
+      }
+    } else {
+      st_->log->event(spdlog::level::critical, "thread_stuck",
+                      {{"detail",
+                        "a gateway thread did not run its event loop for a watchdog "
+                        "period; not pinging systemd's watchdog"}});
+    }
+    std::vector<std::uint64_t> now(ctxs_.size());
+    for (std::size_t i = 0; i < ctxs_.size(); ++i) {
+      now[i] = beats_[i].load();
+      net::post(*ctxs_[i], [b = &beats_[i]] { b->fetch_add(1); });
+    }
+    watchdog_timer_->expires_after(every);
+    watchdog_timer_->async_wait(
+        [this, every, now = std::move(now)](const boost::system::error_code& ec) mutable {
+          if (!ec) keep_watchdog(every, std::move(now));
+        });
+  }
+
+  /// SIGTERM/SIGINT: stop accepting, close the connections waiting for a request, let the
+  /// tunnels run for limits.shutdown_grace, then close what is left and exit.
   void shutdown(const std::string& why) {
     if (st_->stopping.exchange(true)) return;
+    notify_.stopping();
     st_->log->event(spdlog::level::info, "stopping",
-                    {{"signal", why}, {"sessions", std::to_string(st_->registry.size())}});
+                    {{"signal", why},
+                     {"sessions", st_->registry.size()},
+                     {"grace_ms", static_cast<std::int64_t>(cfg_->limits.shutdown_grace.count())}});
     for (auto& acc : acceptors_) {
       net::post(acc->get_executor(), [a = acc.get()] {
         boost::system::error_code ignored;
         a->close(ignored);
       });
     }
-    if (admin_) {
-      boost::system::error_code ignored;
-      admin_->close(ignored);
-    }
+    // The admin listener stays open while the tunnels drain: /readyz answers 503 "stopping"
+    // (load balancers take the gateway out) and /metrics shows the drain.
     signals_->cancel();
     files_timer_->cancel();
-    st_->registry.kill_all("shutdown");
+    if (ready_timer_) ready_timer_->cancel();
+    if (watchdog_timer_) watchdog_timer_->cancel();
+    st_->registry.kill_idle("shutdown");
     deadline_ = std::chrono::steady_clock::now() + cfg_->limits.shutdown_grace;
     drain_timer_ = std::make_unique<net::steady_timer>(*ctxs_[0]);
     drain();
   }
 
   void drain() {
-    if (st_->registry.size() == 0 || std::chrono::steady_clock::now() >= deadline_) {
+    const auto now = std::chrono::steady_clock::now();
+    if (st_->registry.size() == 0 || now >= deadline_ + std::chrono::seconds(2)) {
       stop_everything();
       return;
+    }
+    if (now >= deadline_ && !forced_) {
+      forced_ = true;
+      const auto n = st_->registry.kill_all("shutdown");
+      st_->log->event(spdlog::level::warn, "shutdown_grace_over",
+                      {{"sessions_closed", n},
+                       {"detail", "tunnels still open after limits.shutdown_grace were closed"}});
     }
     drain_timer_->expires_after(std::chrono::milliseconds(20));
     drain_timer_->async_wait([this](const boost::system::error_code&) { drain(); });
@@ -497,37 +723,185 @@ class daemon {
   std::unique_ptr<net::signal_set> signals_;
   std::unique_ptr<net::steady_timer> files_timer_;
   std::unique_ptr<net::steady_timer> drain_timer_;
+  std::unique_ptr<net::steady_timer> ready_timer_;
+  std::unique_ptr<net::steady_timer> watchdog_timer_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> beats_;  ///< per thread, for keep_watchdog
+  sd_notifier notify_;
+  std::string uem_text_;  ///< the `uem:` section in force (the uem service is built at start)
+  bool forced_ = false;   ///< the grace ran out and the remaining sessions were told to close
   std::chrono::steady_clock::time_point deadline_;
   std::int64_t high_water_ = 0;  ///< open connections at most since the last malloc_trim
 };
 
 }  // namespace
 
-bool check_config(const std::filesystem::path& file, std::ostream& err) {
-  auto l = load_all(file);
-  for (const auto& e : l.errors)
-    err << e << "\n";
-  if (!l.errors.empty()) return false;
-  try {
-    auto host = std::make_shared<host_addresses>();
-    host->refresh();
-    const auto rt = make_runtime(l.cfg, {}, host);
-    for (const auto& w : l.warnings)
-      err << "warning: " << w << "\n";
-    for (const auto& w : rt->trust->summary().warnings)
-      err << "warning: " << file.string() << ": tls: " << w << "\n";
-    net::io_context io;
-    (void)uem::make_source(*l.uem_cfg, io.get_executor());
-  } catch (const std::exception& e) {
-    err << e.what() << "\n";
-    return false;
+namespace {
+
+/// "key.path: message" (the shape of the runtime's errors, after an optional "FILE: " and
+/// "FILE: tls: ") located at that key in the file when it is there: file:line:col.
+std::string locate_message(const std::filesystem::path& file, std::string msg) {
+  const std::string prefix = file.string() + ": ";
+  if (msg.starts_with(prefix)) msg.erase(0, prefix.size());
+  const auto doc =
+      support::read_yaml_file(file, "gateway configuration", support::config_yaml_limits);
+  std::size_t end = 0;
+  while (end < msg.size() && (std::isalnum(static_cast<unsigned char>(msg[end])) != 0 ||
+                              msg[end] == '_' || msg[end] == '.'))
+    ++end;
+  if (!doc || end == 0 || end >= msg.size() || (msg[end] != ':' && msg[end] != ' '))
+    return file.string() + ": " + msg;
+  // The deepest key of the path that the file has: "tls.key" -> tls.key, "tls" -> tls.
+  YAML::Node node;
+  std::string_view path(msg.data(), end);
+  YAML::Node at = doc.root;
+  while (!path.empty() && at.IsMap()) {
+    const auto dot = path.find('.');
+    const std::string key(path.substr(0, dot));
+    const YAML::Node next = at[key];
+    if (!next) break;
+    node = next;
+    at = next;
+    path = dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1);
   }
-  return true;
+  return node ? support::located(file.string(), node, msg) : file.string() + ": " + msg;
+}
+
+}  // namespace
+
+bool check_config(const std::filesystem::path& file, std::ostream& err) {
+  // Only problems are printed: the libraries' progress lines (an inventory loaded) are not.
+  const auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::warn);
+  struct restore {
+    spdlog::level::level_enum l;
+    ~restore() { spdlog::set_level(l); }
+  } back{level};
+  auto c = load_config(file);
+  auto u = load_uem(file);
+  std::vector<std::string> errors = c.errors;
+  for (const auto& e : u.errors) {  // a YAML error comes from both loaders: once
+    if (std::find(errors.begin(), errors.end(), e.to_string()) == errors.end())
+      errors.push_back(e.to_string());
+  }
+  std::vector<std::string> warnings;
+  for (const auto& w : u.warnings)
+    warnings.push_back(w.to_string());
+  if (c.value && u.value) check_listeners(file, *c.value, *u.value, errors);
+  // What start would do next, each part on its own, so that one missing file does not hide
+  // the next problem: the TLS files, trust store and egress addresses; the compliance source.
+  if (c.value) {
+    try {
+      auto host = std::make_shared<host_addresses>();
+      host->refresh();
+      const auto rt = make_runtime(c.value, {}, host);
+      for (const auto& w : rt->trust->summary().warnings)
+        warnings.push_back(file.string() + ": tls: " + w);
+    } catch (const std::exception& e) {
+      errors.push_back(locate_message(file, e.what()));
+    }
+  }
+  if (u.value) {
+    try {
+      net::io_context io;
+      (void)uem::make_source(*u.value, io.get_executor());
+    } catch (const std::exception& e) {
+      const char* key = u.value->source == uem::source_kind::file ? "uem.file: " : "uem.ws1: ";
+      errors.push_back(locate_message(file, key + std::string(e.what())));
+    }
+  }
+  for (const auto& e : errors)
+    err << e << "\n";
+  for (const auto& w : warnings)
+    err << "warning: " << w << "\n";
+  return errors.empty();
 }
 
 int run(const std::filesystem::path& file) {
   daemon d(file);
   return d.run();
+}
+
+namespace {
+
+struct reload_answer {
+  boost::system::error_code ec;
+  std::string step;  ///< what failed: connect, send, receive
+  http::response<http::string_body> res;
+};
+
+awaitable<void> ask_for_reload(tcp::endpoint ep, std::string token, reload_answer& a) {
+  beast::tcp_stream stream(co_await net::this_coro::executor);
+  // A reload loads certificates, rules and the inventory: give it time, but not forever.
+  stream.expires_after(std::chrono::seconds(60));
+  a.step = "connect";
+  co_await stream.async_connect(ep, net::redirect_error(use_awaitable, a.ec));
+  if (a.ec) co_return;
+  http::request<http::empty_body> req{http::verb::post, "/api/v1/reload", 11};
+  req.set(http::field::host, endpoint_text(ep));
+  req.set(http::field::user_agent, "tunnelgate --reload");
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  req.prepare_payload();
+  a.step = "send";
+  co_await http::async_write(stream, req, net::redirect_error(use_awaitable, a.ec));
+  if (a.ec) co_return;
+  beast::flat_buffer buf;
+  a.step = "receive";
+  co_await http::async_read(stream, buf, a.res, net::redirect_error(use_awaitable, a.ec));
+}
+
+}  // namespace
+
+int request_reload(const std::filesystem::path& file, std::ostream& out, std::ostream& err) {
+  if (!check_config(file, err)) {
+    err << "tunnelgate: " << file.string()
+        << " does not pass --check-config; the running gateway was not asked to reload\n";
+    return exit_config;
+  }
+  auto l = load_all(file);
+  if (!l.cfg || !l.cfg->admin.listen) {
+    err << file.string()
+        << ": admin.listen is not set: --reload asks the running gateway through its admin API; "
+           "set admin.listen (e.g. \"127.0.0.1:9443\"), or send SIGHUP (systemctl kill -s HUP "
+           "tunnelgate) and read the reloaded/reload_refused log line\n";
+    return exit_runtime;
+  }
+  auto ep = *l.cfg->admin.listen;
+  if (ep.address().is_unspecified()) {  // listening on all addresses: ask over loopback
+    ep.address(ep.address().is_v6() ? net::ip::address(net::ip::address_v6::loopback())
+                                    : net::ip::address(net::ip::address_v4::loopback()));
+  }
+  net::io_context io;
+  reload_answer a;
+  net::co_spawn(io, ask_for_reload(ep, l.cfg->admin.token, a), net::detached);
+  io.run();
+  if (a.ec) {
+    err << "tunnelgate: cannot ask the gateway at admin.listen " << endpoint_text(ep)
+        << " to reload (" << a.step << ": " << a.ec.message()
+        << "); is it running with this configuration file?\n";
+    return exit_runtime;
+  }
+  nlohmann::json j = nlohmann::json::parse(a.res.body(), nullptr, false);
+  if (a.res.result_int() == 401) {
+    err << "tunnelgate: the gateway refused the admin token (admin.token_file of " << file.string()
+        << " differs from the running gateway's)\n";
+    return exit_runtime;
+  }
+  if (j.is_discarded() || !j.contains("result")) {
+    err << "tunnelgate: unexpected answer from the gateway's admin API: HTTP " << a.res.result_int()
+        << "\n";
+    return exit_runtime;
+  }
+  for (const auto& w : j.value("warnings", nlohmann::json::array()))
+    err << "warning: " << w.get<std::string>() << "\n";
+  if (j["result"] == "applied") {
+    out << "reloaded: " << file.string() << "\n";
+    return exit_ok;
+  }
+  for (const auto& e : j.value("errors", nlohmann::json::array()))
+    err << e.get<std::string>() << "\n";
+  err << "tunnelgate: the gateway refused the new configuration; the previous one stays in "
+         "force\n";
+  return exit_config;
 }
 
 }  // namespace tunnelgate::gateway

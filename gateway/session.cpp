@@ -109,12 +109,13 @@ std::string serialize(const Message& msg) {
 class connection {
  public:
   connection(std::shared_ptr<shared_state> st, std::shared_ptr<const runtime> rt, tcp::socket sock,
-             accept_ticket ticket)
+             accept_ticket ticket, std::optional<tcp::endpoint> peer = std::nullopt)
       : st_(std::move(st)),
         rt_(std::move(rt)),
         now_(rt_),
         ticket_(std::move(ticket)),
-        tls_(std::move(sock), *rt_->tls) {}
+        tls_(std::move(sock), *rt_->tls),
+        proxied_peer_(peer) {}
 
   ~connection() {
     if (entry_) {
@@ -129,10 +130,13 @@ class connection {
   awaitable<void> run() {
     ex_ = co_await net::this_coro::executor;
     boost::system::error_code ec;
-    peer_ = tls_.next_layer().remote_endpoint(ec);
+    peer_ = proxied_peer_ ? *proxied_peer_ : tls_.next_layer().remote_endpoint(ec);
     if (!co_await handshake()) co_return;
     auto ticket = st_->registry.begin_admission(identity_.udid);
+    const auto asked = std::chrono::steady_clock::now();
     admission adm = co_await st_->comp->check(identity_);
+    st_->stats.admission_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count());
     if (adm.admitted && !adm.platform)
       adm = {false, "unknown_platform", {}, "no DTR platform for this device"};
     if (adm.admitted) {
@@ -172,8 +176,13 @@ class connection {
     // when this returns (the ticket's end is tied to this scope).
     struct slots_back {
       accept_ticket& t;
-      ~slots_back() { t.handshake_done(); }
-    } back{ticket_};
+      histogram& h;
+      std::chrono::steady_clock::time_point start;
+      ~slots_back() {
+        t.handshake_done();
+        h.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
+    } back{ticket_, st_->stats.handshake_seconds, std::chrono::steady_clock::now()};
     watchdog guard(ex_, limits().handshake_timeout, [this] { close_socket(); });
     bool silent = false;
     {
@@ -340,10 +349,9 @@ class connection {
     registration_.reset();
     if (entry_->killed) {
       st_->stats.kills.inc({entry_->kill_reason});
-      st_->log->event(spdlog::level::warn, "session_closed",
-                      {{"id", std::to_string(entry_->info.id)},
-                       {"udid", identity_.udid},
-                       {"reason", entry_->kill_reason}});
+      st_->log->event(
+          spdlog::level::warn, "session_closed",
+          {{"id", entry_->info.id}, {"udid", identity_.udid}, {"reason", entry_->kill_reason}});
     }
   }
 
@@ -407,7 +415,7 @@ class connection {
                       "request_timeout",
                       {{"udid", identity_.udid},
                        {"peer", endpoint_text(peer_)},
-                       {"bytes_received", std::to_string(buf_.size())},
+                       {"bytes_received", buf_.size()},
                        {"detail", "no complete request head within limits.header_timeout"}});
     }
     if (scan.st == head_scan::state::refused) {
@@ -432,10 +440,14 @@ class connection {
     connect_target target;
     bool keep = true;
     while (keep) {
+      // Idle first, then the stop check: a draining shutdown (kill_idle, posted here after
+      // `stopping` is set) either finds this session idle or it sees `stopping` below.
+      entry_->idle = true;
       if (killed() || st_->stopping) break;
       parser.emplace();
       parse_error_.clear();
       head_read h = co_await read_head(*parser);
+      entry_->idle = false;
       if (h.gone || killed()) break;
       now_ = st_->current();  // each request is decided by the configuration in force now
       if (h.why != refusal::none) {
@@ -668,18 +680,19 @@ class connection {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - t0);
     st_->log->access({{"udid", identity_.udid},
                       {"user", identity_.user},
+                      {"peer", endpoint_text(peer_)},
                       {"platform", std::string(dtr::to_string(platform_))},
                       {"app", app.empty() ? "-" : app},
                       {"destination", destination},
                       {"action", action},
                       {"set", d.set->name},
                       {"rank", d.rank == 0 ? "default" : std::to_string(d.rank)},
-                      {"line", std::to_string(d.line)},
+                      {"line", d.line},
                       {"egress", endpoint_text(r.local)},
                       {"remote", endpoint_text(r.remote)},
-                      {"bytes_up", std::to_string(up)},
-                      {"bytes_down", std::to_string(down)},
-                      {"duration_ms", std::to_string(ms.count())},
+                      {"bytes_up", up},
+                      {"bytes_down", down},
+                      {"duration_ms", ms.count()},
                       {"result", !written   ? std::string("device-write-failed")
                                  : killed() ? "killed:" + entry_->kill_reason
                                             : std::string(to_string(end))}});
@@ -788,7 +801,7 @@ class connection {
       // address.
       st_->registry.kill(replaces, "replaced");
       st_->log->event(spdlog::level::info, "vpn_tunnel_replaced",
-                      {{"udid", identity_.udid}, {"old_session", std::to_string(replaces)}});
+                      {{"udid", identity_.udid}, {"old_session", replaces}});
     }
     // A device holds at most vpn.max_tunnels_per_device tunnels (the ticket holds one).
     auto ticket = hub.take_tunnel(identity_.udid);
@@ -881,9 +894,9 @@ class connection {
     st_->log->event(spdlog::level::info, "vpn_connected",
                     {{"udid", identity_.udid},
                      {"address", lease.v4().to_string()},
-                     {"mtu", std::to_string(mtu.mtu)},
-                     {"split_include", std::to_string(ts.split_include_v4.size())},
-                     {"split_dns", std::to_string(ts.split_dns.size())},
+                     {"mtu", mtu.mtu},
+                     {"split_include", ts.split_include_v4.size()},
+                     {"split_dns", ts.split_dns.size()},
                      {"client", creq.hostname.empty() ? "-" : creq.hostname}});
     const auto t0 = steady_clock::now();
     hub.cookies().bind(cookie, entry_->info.id);
@@ -903,11 +916,12 @@ class connection {
     st_->log->access({{"kind", "vpn_session"},
                       {"udid", identity_.udid},
                       {"user", identity_.user},
+                      {"peer", endpoint_text(peer_)},
                       {"platform", std::string(dtr::to_string(platform_))},
                       {"address", lease.v4().to_string()},
-                      {"bytes_up", std::to_string(entry_->counters.up.load())},
-                      {"bytes_down", std::to_string(entry_->counters.down.load())},
-                      {"duration_ms", std::to_string(ms)},
+                      {"bytes_up", entry_->counters.up.load()},
+                      {"bytes_down", entry_->counters.down.load()},
+                      {"duration_ms", ms},
                       {"result", killed() ? "killed:" + entry_->kill_reason : why}});
     co_return false;
   }
@@ -921,7 +935,7 @@ class connection {
             {"rank", set == nullptr ? "-"
                      : rank == 0    ? "default"
                                     : std::to_string(rank)},
-            {"line", set != nullptr ? std::to_string(line) : "-"}};
+            {"line", set != nullptr ? line : 0}};  // a number in JSON; 0: no rule set
   }
 
   /// A failed dial: the log names every address the egress policy refused and why, and the
@@ -1011,6 +1025,8 @@ class connection {
   std::string out_;  ///< a response head (and body) being written
   net::any_io_executor ex_;
   tcp::endpoint peer_;
+  /// The device's address from a PROXY protocol header (run_connection's `peer`), if any.
+  std::optional<tcp::endpoint> proxied_peer_;
   certauth::device_identity identity_;  ///< udid in canonical_udid() form
   std::uint64_t trust_generation_ = 0;  ///< shared_state::trust_generation at the handshake
   dtr::platform platform_ = dtr::platform::ios;
@@ -1038,7 +1054,7 @@ accept_limits accept_limits_of(const limits_config& l) {
 }
 
 awaitable<void> run_connection(std::shared_ptr<shared_state> st, tcp::socket sock,
-                               accept_ticket ticket) {
+                               accept_ticket ticket, std::optional<tcp::endpoint> peer) {
   auto rt = st->current();
   if (!ticket.holds_connection()) {
     // Only tests get here: no limits but the connection count, no thread counter.
@@ -1047,11 +1063,11 @@ awaitable<void> run_connection(std::shared_ptr<shared_state> st, tcp::socket soc
     unlimited.max_pending_per_source = 0;
     unlimited.rate_per_source = 0;
     boost::system::error_code ec;
-    const auto peer = sock.remote_endpoint(ec);
+    const auto from = peer ? *peer : sock.remote_endpoint(ec);
     ticket =
-        st->accept->admit(peer.address(), unlimited, nullptr, accept_control::clock::now()).ticket;
+        st->accept->admit(from.address(), unlimited, nullptr, accept_control::clock::now()).ticket;
   }
-  connection c(st, rt, std::move(sock), std::move(ticket));
+  connection c(st, rt, std::move(sock), std::move(ticket), peer);
   co_await c.run();
 }
 

@@ -3,8 +3,12 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "certauth/certauth.hpp"
 #include "gateway/accept_control.hpp"
@@ -38,6 +42,13 @@ std::shared_ptr<runtime> make_runtime(std::shared_ptr<const config> cfg,
 
 class vpn_hub;
 
+/// What a configuration reload did (SIGHUP or POST /api/v1/reload).
+struct reload_outcome {
+  bool applied = false;
+  std::vector<std::string> errors;    ///< why it was refused (the old configuration stays)
+  std::vector<std::string> warnings;  ///< applied, but each of these waits for a restart
+};
+
 struct shared_state {
   session_registry registry;
   metrics stats;
@@ -55,6 +66,9 @@ struct shared_state {
   /// Bumped whenever the device CA bundle or a CRL changes (reload or SIGHUP): a connection
   /// admitted with an older generation checks its certificate again.
   std::atomic<std::uint64_t> trust_generation{0};
+  /// Reloads the configuration now; set by the daemon, called on its first thread (where the
+  /// admin API and the signals run). Empty in tests without a daemon.
+  std::function<reload_outcome()> reload;
 
   std::shared_ptr<const runtime> current() const {
     std::lock_guard lock(mutex_);
@@ -81,8 +95,10 @@ accept_limits accept_limits_of(const limits_config& l);
 /// Serves one accepted device connection to its end (STYLE: one run() per session). `ticket`
 /// is what accept_control admitted it with (its connection slot for its whole life, its
 /// handshake slots until the handshake ends); without one, the connection is admitted here
-/// (tests that accept on their own).
+/// (tests that accept on their own). `peer`: the device's address when the socket's peer is
+/// not the device (a PROXY protocol header named it); nullopt: the socket's peer.
 awaitable<void> run_connection(std::shared_ptr<shared_state> st, tcp::socket sock,
-                               accept_ticket ticket = {});
+                               accept_ticket ticket = {},
+                               std::optional<tcp::endpoint> peer = std::nullopt);
 
 }  // namespace tunnelgate::gateway

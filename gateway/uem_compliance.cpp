@@ -47,6 +47,11 @@ class uem_compliance final : public compliance {
 
   bool ready() const override { return true; }
 
+  std::string cannot_admit() const override {
+    auto h = svc_->health();
+    return h.can_admit ? std::string() : std::move(h.detail);
+  }
+
   std::string render_metrics() const override {
     const auto s = svc_->stats();
     std::string out;

@@ -100,6 +100,9 @@ struct https_url {
 /// https://HOST[:PORT][/PATH]".
 https_url parse_https_url(std::string_view text, std::string_view what);
 
+/// The project's version (CMake's project(VERSION)), for --version and tunnelgate_build_info.
+const char* version() noexcept;
+
 }  // namespace tunnelgate::support
 
 template <>

@@ -127,7 +127,12 @@ struct service::impl {
   struct counters {
     std::atomic<std::uint64_t> lookups{0}, hits{0}, fetches{0}, events{0}, dups{0}, rejected{0},
         failures{0}, refused{0};
+    // opts.now() of the source's last answer and failure, in its clock's ticks; 0: none.
+    std::atomic<clock_type::rep> last_answer{0}, last_failure{0};
+    std::atomic<std::uint64_t> last_failure_count{0};
   } counts;
+  std::mutex health_mutex;  // guards last_failure_detail
+  std::string last_failure_detail;
 
   // Worker-only state.
   std::unique_ptr<net::io_context> ioc;
@@ -243,8 +248,16 @@ struct service::impl {
       r.detail = e.what();
     }
     if (r.error && r.detail.empty()) r.detail = r.error.message();
+    const auto ticks = std::max<clock_type::rep>(1, self->opts.now().time_since_epoch().count());
     if (r.error) {
       spdlog::warn("uem: {} lookup of {} failed: {}", self->src->name(), key.to_string(), r.detail);
+      {
+        std::lock_guard lock(self->health_mutex);
+        self->last_failure_detail = r.detail;
+      }
+      self->counts.last_failure.store(ticks, std::memory_order_relaxed);
+    } else {
+      self->counts.last_answer.store(ticks, std::memory_order_relaxed);
     }
     self->apply(key, k, r, cause, my_seq, related);
     co_return r;
@@ -749,7 +762,25 @@ service_stats service::stats() const {
   s.webhook_rejected = c.rejected.load();
   s.webhook_reread_failures = c.failures.load();
   s.webhook_connections_refused = c.refused.load();
+  if (const auto t = c.last_answer.load(); t != 0)
+    s.last_answer = clock_type::time_point(clock_type::duration(t));
+  if (const auto t = c.last_failure.load(); t != 0)
+    s.last_failure = clock_type::time_point(clock_type::duration(t));
   return s;
+}
+
+service_health service::health() const {
+  const auto s = stats();
+  service_health h;
+  if (!s.last_failure || (s.last_answer && *s.last_answer >= *s.last_failure)) return h;
+  const auto& c = impl_->cfg.cache;
+  const auto now = impl_->opts.now();
+  if (s.last_answer && now - *s.last_answer < c.positive_ttl + c.stale_grace) return h;
+  h.can_admit = false;
+  std::lock_guard lock(impl_->health_mutex);
+  h.detail = "the UEM did not answer (" + impl_->last_failure_detail +
+             ") and no cached admit is left (positive_ttl + stale_grace since its last answer)";
+  return h;
 }
 
 void service::stop() {

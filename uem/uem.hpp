@@ -373,6 +373,17 @@ struct service_stats {
   std::uint64_t webhook_reread_failures = 0;
   /// Connections closed at accept because uem.webhook.max_connections were open.
   std::uint64_t webhook_connections_refused = 0;
+  /// The source's most recent answer (fetch without error) and failure; empty: none yet.
+  std::optional<clock_type::time_point> last_answer;
+  std::optional<clock_type::time_point> last_failure;
+};
+
+/// Whether the service can admit anyone now (for the gateway's /readyz): not when the source
+/// failed its last request and no cached admit is left within positive_ttl + stale_grace of
+/// the source's last answer.
+struct service_health {
+  bool can_admit = true;
+  std::string detail;  ///< why not, log-safe
 };
 
 /// Cache semantics:
@@ -423,6 +434,7 @@ class service {
   std::optional<net::ip::tcp::endpoint> webhook_endpoint() const;
 
   service_stats stats() const;
+  service_health health() const;
   const config& configuration() const noexcept;
 
   /// Stops the listener, timers and the source, fails pending lookups with uem_unavailable

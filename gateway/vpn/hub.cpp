@@ -174,7 +174,7 @@ void vpn_hub::setup() {
                    {"address", tunnel_address_.to_string()},
                    {"pool", vpn_.pool.text()},
                    {"mapped_pool", vpn_.mapped_pool.text()},
-                   {"sessions", std::to_string(pool_.size())},
+                   {"sessions", pool_.size()},
                    {"dns", vpn_.dns ? tunnel_address_.to_string() + ":53" : "off"}});
 }
 
@@ -520,7 +520,7 @@ awaitable<std::vector<std::uint8_t>> vpn_hub::answer(const std::vector<std::uint
                              {"real", real.front().to_string()},
                              {"set", d.set->name},
                              {"rank", d.rank == 0 ? "default" : std::to_string(d.rank)},
-                             {"line", std::to_string(d.line)}});
+                             {"line", d.line}});
           }
         }
       }
@@ -533,11 +533,11 @@ awaitable<std::vector<std::uint8_t>> vpn_hub::answer(const std::vector<std::uint
                     {{"udid", link->udid},
                      {"client", client.to_string()},
                      {"name", q->name},
-                     {"type", std::to_string(q->type)},
+                     {"type", q->type},
                      {"reason", decision},
-                     {"rcode", std::to_string(rcode)},
+                     {"rcode", rcode},
                      {"detail", detail},
-                     {"suppressed_before", std::to_string(suppressed)}});
+                     {"suppressed_before", suppressed}});
   }
   out = dns::make_response(*q, rcode, addresses, answer_ttl);
   co_return out;

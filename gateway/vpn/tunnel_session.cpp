@@ -260,7 +260,7 @@ class tunnel {
                            {"action", "tunnel"},
                            {"set", v.rule_set.empty() ? "-" : v.rule_set},
                            {"rank", rank},
-                           {"line", v.rule_set.empty() ? "-" : std::to_string(v.line)},
+                           {"line", v.rule_set.empty() ? 0 : v.line},
                            {"egress", v.real.is_v4() && egress.v4    ? egress.v4->to_string()
                                       : !v.real.is_v4() && egress.v6 ? egress.v6->to_string()
                                                                      : "-"}});
@@ -274,9 +274,9 @@ class tunnel {
                         {"protocol", proto},
                         {"set", v.rule_set.empty() ? "-" : v.rule_set},
                         {"rank", rank},
-                        {"line", v.rule_set.empty() ? "-" : std::to_string(v.line)},
+                        {"line", v.rule_set.empty() ? 0 : v.line},
                         {"detail", v.detail},
-                        {"suppressed_before", std::to_string(suppressed)}});
+                        {"suppressed_before", suppressed}});
   }
 
   // ---- TUN -> device ---------------------------------------------------------------------

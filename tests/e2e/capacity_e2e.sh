@@ -125,7 +125,7 @@ else
   pids+=($fd_pid)
   wait_for 10 curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null
   check "a descriptor limit below max_connections is a start-up warning" \
-    grep -q '"event":"descriptor_limit".*"limit":"96".*limits.max_connections exceeds' fd.out
+    grep -q '"event":"descriptor_limit".*"limit":96.*limits.max_connections exceeds' fd.out
   r=$(drive fill "$gw_port" ca GOOD-1 "$target" "$fd_pid")
   echo "  fill: $r"
   check "tunnels open until the descriptors run out" test "$(field opened <<<"$r")" -ge 5

@@ -44,7 +44,7 @@ EOF
 # ---- configuration errors ---------------------------------------------------------------------
 config '["dns.example.com", "127.0.0.1:99999", "[::1]:53", "127.0.0.1"]'
 run "$bin/tunnelgate" --check-config gateway.yaml
-expect_rc "bad resolver entries refused" 2
+expect_rc "bad resolver entries refused" 78
 expect_err_has "a name is not a name server address" "egress.resolver: 'dns.example.com' is not a name server address"
 expect_err_has "a bad port is refused" "'127.0.0.1:99999' is not a name server address"
 check "the good entries are not reported" bash -c "! grep -q \"'\\[::1\\]:53'\\|'127.0.0.1' is not\" <<<\"\$0\"" "$err"

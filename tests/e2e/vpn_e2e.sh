@@ -213,7 +213,7 @@ expect_out "the login host through the mapped pool sees the egress address" "pee
 check "the same name keeps its mapped address" test "$(dns_q LOGIN.okta.test)" = "$mapped"
 run in_c curl -sS --max-time 5 "http://10.2.0.3/"
 expect_out "a tunnelled CIDR sees the egress address" "peer=10.2.0.1"
-check "the flow is logged with its host name and rule" grep -q '"kind":"vpn_flow","udid":"WIN-1".*"host":"login.okta.test","destination":"'"$mapped"':80","remote":"10.2.0.2:80","protocol":"tcp","action":"tunnel","set":"windows","rank":"2","line":"9","egress":"10.2.0.1"' gw.out
+check "the flow is logged with its host name and rule" grep -q '"kind":"vpn_flow","udid":"WIN-1".*"host":"login.okta.test","destination":"'"$mapped"':80","remote":"10.2.0.2:80","protocol":"tcp","action":"tunnel","set":"windows","rank":"2","line":9,"egress":"10.2.0.1"' gw.out
 check "a block name does not resolve" test "$(dns_q blocked.okta.test)" = "error ENOTFOUND"
 check "... and the refusal is logged" grep -q '"event":"vpn_dns_refused","udid":"WIN-1".*"name":"blocked.okta.test".*"reason":"blocked"' gw.out
 check "a bypass name resolves to its real address" test "$(dns_q x.bypass.test)" = "10.2.0.4"

@@ -259,6 +259,25 @@ TEST(Registry, KillAllRunsEachKillOnItsOwnContext) {
   EXPECT_EQ(e3->kill_reason, "shutdown");
 }
 
+TEST(Registry, KillIdleClosesOnlySessionsWaitingForARequest) {
+  net::io_context io;
+  session_registry reg;
+  probe waiting, busy;
+  auto e1 = make_entry(reg, io, "DEV-A", &waiting);
+  auto e2 = make_entry(reg, io, "DEV-B", &busy);
+  auto r1 = reg.add(e1, 5);
+  auto r2 = reg.add(e2, 5);
+  e1->idle = true;   // between requests
+  e2->idle = false;  // in a tunnel
+  EXPECT_EQ(reg.kill_idle("shutdown"), 2U);
+  e2->idle = true;   // turned idle after the kill was posted: decided when it runs, on its thread
+  e1->idle = false;  // and this one took a request meanwhile
+  io.run();
+  EXPECT_EQ(waiting.kills, 0) << "idle is read on the session's executor, when the kill runs";
+  EXPECT_EQ(busy.kills, 1);
+  EXPECT_EQ(e2->kill_reason, "shutdown");
+}
+
 TEST(Registry, DeadEntriesAreNotKilled) {
   net::io_context io;
   session_registry reg;

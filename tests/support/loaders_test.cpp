@@ -16,8 +16,8 @@
 
 #include "dtr/dtr.hpp"
 #include "gateway/gateway.hpp"
-#include "support/temp_dir.hpp"
 #include "located.hpp"
+#include "support/temp_dir.hpp"
 #include "uem/uem.hpp"
 #include "yaml_hostile.hpp"
 
@@ -133,8 +133,7 @@ TEST_F(BoundedGatewayConfig, BillionLaughsIsReportedOnceAndLocated) {
       check("listen: [\"127.0.0.1:0\"]\nanchors:\n" + billion_laughs(9, 10, "  "));
   EXPECT_FALSE(ok);
   EXPECT_EQ(count(out, "YAML aliases expand"), 1U) << out;  // both loaders read the file
-  EXPECT_TRUE(testing::contains_located(out, path(), 8, aliases_message))
-      << out;
+  EXPECT_TRUE(testing::contains_located(out, path(), 8, aliases_message)) << out;
   EXPECT_LT(peak_rss_kib() - before, 64 * 1024);
 }
 

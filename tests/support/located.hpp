@@ -39,8 +39,8 @@ inline bool is_located(std::string_view text, std::string_view file, std::option
 }
 
 // Somewhere in `text` there is a located error with this message.
-inline bool contains_located(std::string_view text, std::string_view file,
-                             std::optional<int> line, std::string_view message) {
+inline bool contains_located(std::string_view text, std::string_view file, std::optional<int> line,
+                             std::string_view message) {
   for (auto pos = text.find(file); pos != std::string_view::npos; pos = text.find(file, pos + 1))
     if (located_at(text.substr(pos), file, line, message, false)) return true;
   return false;

@@ -4,9 +4,9 @@
 
 #include <string>
 
+#include "located.hpp"
 #include "support/temp_dir.hpp"
 #include "support/yaml.hpp"
-#include "located.hpp"
 #include "yaml_hostile.hpp"
 
 namespace tunnelgate::support {
