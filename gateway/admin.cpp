@@ -337,8 +337,13 @@ http::response<http::string_body> route(shared_state& st,
 
 }  // namespace
 
-awaitable<void> run_admin_connection(std::shared_ptr<shared_state> st, tcp::socket sock) {
+namespace {
+
+/// Requests and answers on one admin connection (plain or TLS) until it ends or idles 30 s.
+template <class Stream>
+awaitable<void> serve_admin(shared_state& st, Stream& stream) {
   auto ex = co_await net::this_coro::executor;
+  auto& sock = beast::get_lowest_layer(stream);
   beast::flat_buffer buf(8192);
   for (;;) {
     http::request_parser<http::empty_body> parser;
@@ -350,23 +355,51 @@ awaitable<void> run_admin_connection(std::shared_ptr<shared_state> st, tcp::sock
         boost::system::error_code ignored;
         sock.close(ignored);
       });
-      co_await http::async_read_header(sock, buf, parser, net::redirect_error(use_awaitable, ec));
+      co_await http::async_read_header(stream, buf, parser, net::redirect_error(use_awaitable, ec));
     }
     if (ec) break;
-    auto res = route(*st, parser.get());
+    auto res = route(st, parser.get());
     const bool keep = res.keep_alive();
     {
       watchdog guard(ex, std::chrono::seconds(30), [&sock] {
         boost::system::error_code ignored;
         sock.close(ignored);
       });
-      co_await http::async_write(sock, res, net::redirect_error(use_awaitable, ec));
+      co_await http::async_write(stream, res, net::redirect_error(use_awaitable, ec));
     }
     if (ec || !keep) break;
   }
+}
+
+/// The admin TLS handshake within 10 s; false when it failed (the client is not told more).
+awaitable<bool> admin_handshake(ssl::stream<tcp::socket>& tls) {
+  auto ex = co_await net::this_coro::executor;
+  boost::system::error_code ec;
+  {
+    watchdog guard(ex, std::chrono::seconds(10), [&tls] {
+      boost::system::error_code ignored;
+      tls.next_layer().close(ignored);
+    });
+    co_await tls.async_handshake(ssl::stream_base::server, net::redirect_error(use_awaitable, ec));
+  }
+  co_return !ec;
+}
+
+}  // namespace
+
+awaitable<void> run_admin_connection(std::shared_ptr<shared_state> st, tcp::socket sock) {
   boost::system::error_code ignored;
-  sock.shutdown(tcp::socket::shutdown_both, ignored);
-  sock.close(ignored);
+  if (st->admin_tls) {
+    ssl::stream<tcp::socket> tls(std::move(sock), *st->admin_tls);
+    const bool ok = co_await admin_handshake(tls);
+    if (ok) co_await serve_admin(*st, tls);
+    tls.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+    tls.next_layer().close(ignored);
+  } else {
+    co_await serve_admin(*st, sock);
+    sock.shutdown(tcp::socket::shutdown_both, ignored);
+    sock.close(ignored);
+  }
 }
 
 }  // namespace tunnelgate::gateway

@@ -557,7 +557,7 @@ class loader {
   void admin(const YAML::Node& n) {
     if (!n) return;
     if (!map(n, "admin")) return;
-    keys(n, "admin", {"listen", "token_file"});
+    keys(n, "admin", {"listen", "token_file", "tls"});
     if (auto l = n["listen"]) {
       auto ep = l.IsScalar() ? parse_endpoint(l.Scalar()) : std::nullopt;
       if (!ep) {
@@ -574,10 +574,27 @@ class loader {
         cfg_->admin.token_file = *p;
       }
     }
-    if (cfg_->admin.listen && !cfg_->admin.listen->address().is_loopback() &&
-        cfg_->admin.token.empty()) {
-      error(n["listen"], "admin.listen",
-            "a non-loopback admin listener needs admin.token_file (a bearer token in a file)");
+    if (auto t = n["tls"]) {
+      if (map(t, "admin.tls")) {
+        keys(t, "admin.tls", {"cert", "key"});
+        if (!t["cert"] || !t["key"]) {
+          error(t, "admin.tls", "needs both cert and key (PEM files)");
+        } else {
+          if (auto p = file(t["cert"], "admin.tls.cert")) cfg_->admin.tls_cert = *p;
+          if (auto p = file(t["key"], "admin.tls.key")) cfg_->admin.tls_key = *p;
+        }
+      }
+    }
+    if (cfg_->admin.listen && !cfg_->admin.listen->address().is_loopback()) {
+      if (cfg_->admin.token.empty()) {
+        error(n["listen"], "admin.listen",
+              "a non-loopback admin listener needs admin.token_file (a bearer token in a file)");
+      }
+      if (!n["tls"]) {
+        error(n["listen"], "admin.listen",
+              "a non-loopback admin listener needs admin.tls {cert, key}: the bearer token must "
+              "not cross the network in clear");
+      }
     }
   }
 

@@ -58,6 +58,11 @@ struct admin_config {
   std::optional<tcp::endpoint> listen;
   std::filesystem::path token_file;
   std::string token;  ///< loaded from token_file; required when listen is not loopback
+  /// HTTPS for the admin API (both set) or plain HTTP (both empty); required when listen is
+  /// not loopback, so the token never crosses a network in clear.
+  std::filesystem::path tls_cert;
+  std::filesystem::path tls_key;
+  bool tls() const noexcept { return !tls_cert.empty(); }
 };
 
 struct limits_config {

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cctype>
@@ -249,11 +250,35 @@ awaitable<void> accept_loop(std::shared_ptr<shared_state> st, tcp::acceptor* acc
 
 std::string locate_message(const std::filesystem::path& file, std::string msg);
 
+/// The admin API's server context (admin.tls): TLS 1.2 or later, the certificate chain and its
+/// key. Throws config_error naming the key that is wrong.
+std::shared_ptr<ssl::context> make_admin_tls(const admin_config& a);
+
 /// A start-time failure that is the configuration's fault (exit_config, not restarted).
 class config_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+std::shared_ptr<ssl::context> make_admin_tls(const admin_config& a) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression |
+                   ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(a.tls_cert.string(), ec);
+  if (ec) {
+    throw config_error("admin.tls.cert: cannot load the certificate chain from " +
+                       a.tls_cert.string() + " (" + ec.message() + ")");
+  }
+  ctx->use_private_key_file(a.tls_key.string(), ssl::context::pem, ec);
+  if (ec || SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    throw config_error("admin.tls.key: cannot load the private key of admin.tls.cert from " +
+                       a.tls_key.string() +
+                       (ec ? " (" + ec.message() + ")" : " (it does not match)"));
+  }
+  return ctx;
+}
 
 class daemon {
  public:
@@ -342,6 +367,7 @@ class daemon {
       st_->log->event(spdlog::level::info, "listening",
                       {{"address", endpoint_text(ep)}, {"threads", n}});
     }
+    if (cfg_->admin.listen && cfg_->admin.tls()) st_->admin_tls = make_admin_tls(cfg_->admin);
     if (cfg_->admin.listen) {
       admin_ = std::make_unique<tcp::acceptor>(*ctxs_[0]);
       bind(*admin_, *cfg_->admin.listen, false,
@@ -594,6 +620,8 @@ class daemon {
     };
     if (now.listen != was.listen || now.listen_options != was.listen_options) restart("listen");
     if (now.admin.listen != was.admin.listen) restart("admin.listen");
+    if (now.admin.tls_cert != was.admin.tls_cert || now.admin.tls_key != was.admin.tls_key)
+      restart("admin.tls");
     if (now.threads != was.threads) restart("threads");
     if (now.vpn != was.vpn) restart("vpn");
     if (uem_text != uem_text_) restart("uem");
@@ -800,6 +828,13 @@ bool check_config(const std::filesystem::path& file, std::ostream& err) {
       errors.push_back(locate_message(file, e.what()));
     }
   }
+  if (c.value && c.value->admin.tls()) {
+    try {
+      (void)make_admin_tls(c.value->admin);
+    } catch (const std::exception& e) {
+      errors.push_back(locate_message(file, e.what()));
+    }
+  }
   if (u.value) {
     try {
       net::io_context io;
@@ -829,13 +864,10 @@ struct reload_answer {
   http::response<http::string_body> res;
 };
 
-awaitable<void> ask_for_reload(tcp::endpoint ep, std::string token, reload_answer& a) {
-  beast::tcp_stream stream(co_await net::this_coro::executor);
-  // A reload loads certificates, rules and the inventory: give it time, but not forever.
-  stream.expires_after(std::chrono::seconds(60));
-  a.step = "connect";
-  co_await stream.async_connect(ep, net::redirect_error(use_awaitable, a.ec));
-  if (a.ec) co_return;
+/// POST /api/v1/reload on a connected stream (plain or TLS) and reads the answer.
+template <class Stream>
+awaitable<void> post_reload(Stream& stream, const tcp::endpoint& ep, const std::string& token,
+                            reload_answer& a) {
   http::request<http::empty_body> req{http::verb::post, "/api/v1/reload", 11};
   req.set(http::field::host, endpoint_text(ep));
   req.set(http::field::user_agent, "tunnelgate --reload");
@@ -847,6 +879,27 @@ awaitable<void> ask_for_reload(tcp::endpoint ep, std::string token, reload_answe
   beast::flat_buffer buf;
   a.step = "receive";
   co_await http::async_read(stream, buf, a.res, net::redirect_error(use_awaitable, a.ec));
+}
+
+/// `ca`: the admin API's own certificate (admin.tls.cert) as the only trust, for HTTPS; null
+/// for plain HTTP. The gateway is asked on this host, so the name is not checked, the key is.
+awaitable<void> ask_for_reload(tcp::endpoint ep, std::string token, ssl::context* ca,
+                               reload_answer& a) {
+  beast::tcp_stream stream(co_await net::this_coro::executor);
+  // A reload loads certificates, rules and the inventory: give it time, but not forever.
+  stream.expires_after(std::chrono::seconds(60));
+  a.step = "connect";
+  co_await stream.async_connect(ep, net::redirect_error(use_awaitable, a.ec));
+  if (a.ec) co_return;
+  if (ca == nullptr) {
+    co_await post_reload(stream, ep, token, a);
+  } else {
+    beast::ssl_stream<beast::tcp_stream> tls(std::move(stream), *ca);
+    a.step = "TLS handshake";
+    co_await tls.async_handshake(ssl::stream_base::client,
+                                 net::redirect_error(use_awaitable, a.ec));
+    if (!a.ec) co_await post_reload(tls, ep, token, a);
+  }
 }
 
 }  // namespace
@@ -872,7 +925,15 @@ int request_reload(const std::filesystem::path& file, std::ostream& out, std::os
   }
   net::io_context io;
   reload_answer a;
-  net::co_spawn(io, ask_for_reload(ep, l.cfg->admin.token, a), net::detached);
+  std::unique_ptr<ssl::context> ca;
+  if (l.cfg->admin.tls()) {
+    ca = std::make_unique<ssl::context>(ssl::context::tls_client);
+    ca->load_verify_file(l.cfg->admin.tls_cert.string());  // checked by check_config above
+    ca->set_verify_mode(ssl::verify_peer);
+    // The admin certificate itself is the trust anchor, whoever issued it.
+    X509_STORE_set_flags(SSL_CTX_get_cert_store(ca->native_handle()), X509_V_FLAG_PARTIAL_CHAIN);
+  }
+  net::co_spawn(io, ask_for_reload(ep, l.cfg->admin.token, ca.get(), a), net::detached);
   io.run();
   if (a.ec) {
     err << "tunnelgate: cannot ask the gateway at admin.listen " << endpoint_text(ep)

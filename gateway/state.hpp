@@ -60,6 +60,8 @@ struct shared_state {
   std::unique_ptr<event_log> log;
   std::unique_ptr<idp_sync> idp;  ///< idp_sync and egress.check_url; set after log
   std::shared_ptr<vpn_hub> vpn;   ///< the full-device VPN when `vpn:` is configured
+  /// HTTPS for the admin API (admin.tls), made at start; null: plain HTTP.
+  std::shared_ptr<ssl::context> admin_tls;
   std::atomic<bool> stopping{false};
   /// This host's addresses for the egress policy; the daemon refreshes them.
   std::shared_ptr<host_addresses> host = std::make_shared<host_addresses>();

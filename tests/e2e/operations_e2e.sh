@@ -63,7 +63,8 @@ run "$bin/tunnelgate" --check-config dup.yaml
 expect_rc "duplicate listen: configuration error" 78
 expect_err_has "duplicate listen located" "dup.yaml:1:"
 expect_err_has "duplicate listen named" "listen[1]: 127.0.0.1:$gw_port is also listen[0]"
-sed "s/^admin: {listen: \"127.0.0.1:$admin_port\"/admin: {listen: \"0.0.0.0:$gw_port\"/" gateway.yaml >admin.yaml
+sed "s/^admin: {listen: \"127.0.0.1:$admin_port\", token_file: admin.token}/admin: {listen: \"0.0.0.0:$gw_port\", token_file: admin.token, tls: {cert: ca\/server.pem, key: ca\/server.key}}/" gateway.yaml >admin.yaml
+sed "s/^admin: {listen: \"127.0.0.1:$admin_port\"/admin: {listen: \"0.0.0.0:$admin_port\"/" gateway.yaml >adminplain.yaml
 run "$bin/tunnelgate" --check-config admin.yaml
 expect_rc "admin on the device port (wildcard): configuration error" 78
 expect_err_has "admin collision named" "admin.listen: 0.0.0.0:$gw_port is also listen[0]"
@@ -244,6 +245,30 @@ check "SIGTERM: exit 0" test "$gw_rc" -eq 0
 check "SIGTERM: exit after the 3 s grace" test $(((t1 - t0) / 1000000)) -ge 2900
 check "... the tunnel closed at its end" wait_for 3 bash -c "! kill -0 $slow 2>/dev/null"
 check "grace end logged" grep -q '"event":"shutdown_grace_over"' gw.out
+
+# ---- the admin API over TLS (admin.tls; required off loopback) -------------------------------
+run "$bin/tunnelgate" --check-config adminplain.yaml
+expect_err_has "a non-loopback admin listener without TLS is refused" "admin.listen: a non-loopback admin listener needs admin.tls {cert, key}"
+sed "s|^admin: .*|admin: {listen: \"127.0.0.1:$admin_port\", token_file: admin.token, tls: {cert: ca/server.pem, key: ca/ca.key}}|" gateway.yaml >tlsbad.yaml
+run "$bin/tunnelgate" --check-config tlsbad.yaml
+expect_rc "admin.tls key that does not match: configuration error" 78
+expect_err_has "... located and named" "tlsbad.yaml:6:"
+expect_err_has "... says what" "admin.tls.key: cannot load the private key of admin.tls.cert"
+sed "s|^admin: .*|admin: {listen: \"127.0.0.1:$admin_port\", token_file: admin.token, tls: {cert: ca/server.pem, key: ca/server.key}}|" gateway.yaml >tls.yaml
+"$bin/tunnelgate" tls.yaml >tls.out 2>&1 &
+gw3=$!
+pids+=("$gw3")
+check "admin over HTTPS: /healthz" wait_for 10 bash -c "curl -s --cacert ca/ca.pem https://127.0.0.1:$admin_port/healthz | grep -q ok"
+run curl -s --cacert ca/ca.pem -H "Authorization: Bearer s3cret-admin-token" "https://127.0.0.1:$admin_port/readyz"
+expect_out "admin over HTTPS: /readyz with the token" "ready"
+run curl -s --max-time 5 "http://127.0.0.1:$admin_port/healthz"
+check "plain HTTP to the HTTPS admin port gets no answer" test -z "$out"
+run "$bin/tunnelgate" --reload tls.yaml
+expect_rc "--reload over HTTPS" 0
+expect_out "... applied" "reloaded: tls.yaml"
+kill "$gw3"
+wait "$gw3"
+check "TLS admin gateway stopped cleanly" test $? -eq 0
 
 # ---- /readyz while the UEM cannot answer ----------------------------------------------------
 dead_port=$(free_port)

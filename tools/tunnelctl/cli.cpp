@@ -49,7 +49,7 @@ std::string read_file(const std::string& path) {
 namespace {
 
 void print_overview(std::span<const group> groups) {
-  std::cout << "usage: tunnelctl GROUP COMMAND [OPTIONS]\n\n";
+  std::cout << "usage: tunnelctl GROUP COMMAND [OPTIONS]\n       tunnelctl --version\n\n";
   for (const auto& g : groups) {
     std::cout << "  " << g.name << "\t" << g.summary << "\n";
     for (const auto& c : g.commands) {
@@ -66,6 +66,10 @@ int dispatch(std::span<const group> groups, int argc, char** argv) {
   if (all.empty() || all[0] == "--help" || all[0] == "-h" || all[0] == "help") {
     print_overview(groups);
     return all.empty() ? exit_error : exit_ok;
+  }
+  if (all[0] == "--version") {
+    std::cout << "tunnelctl " << tunnelgate::support::version() << "\n";
+    return exit_ok;
   }
   const group* g = nullptr;
   for (const auto& candidate : groups) {
