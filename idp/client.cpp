@@ -1,12 +1,11 @@
 // okta_client and entra_client: find the zone / named location, plan, write; verify.
 //
-// Both share `session`: the HTTPS client, the OAuth token kept between calls, the 429 loop
-// (one wait budget per public call) and the one-time token refresh after a 401.
+// Both build on the authenticated sessions of idp/session.hpp (okta_api, entra_api).
 #include <algorithm>
 #include <cctype>
 #include <set>
 
-#include "idp/internal.hpp"
+#include "idp/session.hpp"
 
 namespace tunnelgate::idp {
 
@@ -14,11 +13,7 @@ namespace detail {
 
 namespace {
 
-using steady = std::chrono::steady_clock;
-
 constexpr const char* locations_path = "/v1.0/identity/conditionalAccess/namedLocations";
-constexpr const char* json_type = "application/json";
-constexpr const char* form_type = "application/x-www-form-urlencoded";
 constexpr std::size_t max_pages = 100;
 
 bool all_of_chars(std::string_view s, bool (*ok)(unsigned char)) {
@@ -88,158 +83,16 @@ void fill(publish_result& r, const plan& p) {
 
 }  // namespace
 
-/// What both clients share. `token_` is the OAuth access token (empty for SSWS).
-class session {
- public:
-  explicit session(http_settings h) : http_(std::move(h)) {}
-  virtual ~session() = default;
-  session(const session&) = delete;
-  session& operator=(const session&) = delete;
-
-  /// Starts a public call: a fresh rate-limit budget.
-  void begin() { budget_ = rate_budget{http_.max_rate_limit_wait}; }
-
-  /// One API request with authentication, 429 waits and one token refresh after a 401 on a
-  /// kept token. Returns any other answer.
-  response call(const std::string& what, const url& base, request req) {
-    bool refreshed = false;
-    const auto base_headers = req.headers;
-    for (;;) {
-      const bool kept = !token_.empty() && steady::now() < token_refresh_at_;
-      req.headers = base_headers;
-      req.headers.emplace_back("Authorization", authorization(what));
-      auto res = raw(what, base, req);
-      if (res.status == 429) {
-        wait_for_rate_limit(what, res, budget_, http_.notice);
-        continue;
-      }
-      if (res.status == 401 && kept && !refreshed && uses_oauth()) {
-        // The token may have been revoked or expired early: fetch a new one once.
-        token_.clear();
-        refreshed = true;
-        if (http_.notice) http_.notice(what + ": the OAuth token was refused; fetching a new one");
-        continue;
-      }
-      return res;
-    }
-  }
-
-  /// A request without our Authorization header (token endpoints), with 429 waits. `make`
-  /// builds the request anew for each attempt (a client assertion must not be replayed).
-  template <class Make>
-  response call_unauthenticated(const std::string& what, const url& base, Make make) {
-    for (;;) {
-      auto res = raw(what, base, make());
-      if (res.status != 429) return res;
-      wait_for_rate_limit(what, res, budget_, http_.notice);
-    }
-  }
-
-  /// Stores a token answer (`access_token`, `expires_in`); throws errc::bad_response.
-  void take_token(const std::string& what, const response& res) {
-    const auto j = parse_object(what, res);
-    const auto tok = j.find("access_token");
-    const auto life = j.find("expires_in");
-    if (tok == j.end() || !tok->is_string() || tok->get<std::string>().empty()) {
-      throw error(errc::bad_response, what + ": the answer has no access_token", res.status);
-    }
-    long long secs = 3600;
-    if (life != j.end() && life->is_number_integer() && life->get<long long>() > 0) {
-      secs = life->get<long long>();
-    }
-    // Refresh shortly before expiry: a tenth of the lifetime, at most a minute.
-    const auto margin = std::min<long long>(60, secs / 10);
-    token_ = tok->get<std::string>();
-    token_refresh_at_ = steady::now() + std::chrono::seconds(secs - margin);
-  }
-
- protected:
-  virtual bool uses_oauth() const = 0;
-  /// The Authorization header value; fetches a token when needed.
-  virtual std::string authorization(const std::string& what) = 0;
-  bool token_valid() const { return !token_.empty() && steady::now() < token_refresh_at_; }
-  const std::string& token() const { return token_; }
-  const http_settings& http() const { return http_; }
-
- private:
-  response raw(const std::string& what, const url& base, const request& req) {
-    if (!client_) client_ = std::make_unique<https_client>(http_.ca_file, http_.timeout);
-    try {
-      return client_->send(base, req);
-    } catch (const error& e) {
-      if (e.value() != errc::unreachable && e.value() != errc::timeout) throw;
-      throw error(e.value(), what + ": " + e.what());
-    }
-  }
-
-  http_settings http_;
-  std::unique_ptr<https_client> client_;  // made on first use (it loads the CA file)
-  rate_budget budget_{};
-  std::string token_;
-  steady::time_point token_refresh_at_{};
-};
-
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
 // Okta
 // ---------------------------------------------------------------------------------------------
 
-struct okta_client::impl final : detail::session {
+struct okta_client::impl final : detail::okta_api {
   explicit impl(okta_settings s)
-      : session(s.http),
-        settings(std::move(s)),
-        base(detail::parse_https_url(settings.org_url, "the Okta org URL")) {
+      : okta_api(s.org_url, s.auth, s.http), settings(std::move(s)), base(okta_api::base()) {
     if (settings.zone.empty()) throw error(errc::bad_argument, "no zone id or name given");
-    if (const auto* o = std::get_if<okta_oauth>(&settings.auth)) {
-      if (o->client_id.empty() || o->private_key.empty()) {
-        throw error(errc::bad_argument, "Okta OAuth needs a client id and a private key file");
-      }
-    } else if (std::get<okta_ssws>(settings.auth).token.empty()) {
-      throw error(errc::bad_argument, "the Okta API token is empty");
-    }
-  }
-
-  bool uses_oauth() const override { return std::holds_alternative<okta_oauth>(settings.auth); }
-
-  std::string authorization(const std::string& /*what*/) override {
-    if (const auto* t = std::get_if<okta_ssws>(&settings.auth)) return "SSWS " + t->token.reveal();
-    if (!token_valid()) fetch_token();
-    return "Bearer " + token();
-  }
-
-  void fetch_token() {
-    const auto& o = std::get<okta_oauth>(settings.auth);
-    const auto endpoint = base.text + "/oauth2/v1/token";
-    const std::string what = "getting an OAuth token from " + endpoint;
-    const auto pem = read_secret_file(o.private_key, "private key");
-    const auto res = call_unauthenticated(what, base, [&] {
-      assertion_claims c;
-      c.client_id = o.client_id;
-      c.audience = endpoint;
-      c.key_id = o.key_id;
-      detail::request r;
-      r.method = "POST";
-      r.target = base.path + "/oauth2/v1/token";
-      r.content_type = detail::form_type;
-      r.body = "grant_type=client_credentials&scope=" + detail::url_encode(o.scopes) +
-               "&client_assertion_type=" +
-               detail::url_encode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
-               "&client_assertion=" + make_client_assertion(pem.reveal(), c);
-      return r;
-    });
-    if (res.status != 200) detail::throw_http_error(what, res);
-    take_token(what, res);
-  }
-
-  detail::response api(const std::string& what, const std::string& method,
-                       const std::string& target, std::string body = {}) {
-    detail::request r;
-    r.method = method;
-    r.target = base.path + target;
-    r.body = std::move(body);
-    if (!r.body.empty()) r.content_type = detail::json_type;
-    return call(what, base, std::move(r));
   }
 
   /// The zone named by settings.zone (as an id, then as a name); nullopt when none.
@@ -284,7 +137,7 @@ struct okta_client::impl final : detail::session {
   static bool looks_like_id(const std::string& z) { return detail::looks_like_okta_id(z); }
 
   okta_settings settings;
-  detail::url base;
+  const detail::url& base;
 };
 
 okta_client::okta_client(okta_settings settings)
@@ -366,55 +219,14 @@ verify_result okta_client::verify(const std::vector<std::string>& addresses) {
 // Entra
 // ---------------------------------------------------------------------------------------------
 
-struct entra_client::impl final : detail::session {
+struct entra_client::impl final : detail::entra_api {
   explicit impl(entra_settings s)
-      : session(s.http),
+      : entra_api(s.tenant, s.client_id, s.client_secret, s.login_url, s.graph_url, s.http),
         settings(std::move(s)),
-        login(detail::parse_https_url(settings.login_url, "the Entra login URL")),
-        graph(detail::parse_https_url(settings.graph_url, "the Graph URL")) {
-    if (settings.tenant.empty()) throw error(errc::bad_argument, "no tenant given");
+        graph(entra_api::graph()) {
     if (settings.location.empty()) {
       throw error(errc::bad_argument, "no named location id or name given");
     }
-    if (settings.client_id.empty() || settings.client_secret.empty()) {
-      throw error(errc::bad_argument, "Entra needs a client id and a client secret");
-    }
-  }
-
-  bool uses_oauth() const override { return true; }
-
-  std::string authorization(const std::string& /*what*/) override {
-    if (!token_valid()) fetch_token();
-    return "Bearer " + token();
-  }
-
-  void fetch_token() {
-    const auto target =
-        login.path + "/" + detail::url_encode(settings.tenant) + "/oauth2/v2.0/token";
-    const std::string what =
-        "getting a token from " + login.text + "/" + settings.tenant + "/oauth2/v2.0/token";
-    const auto res = call_unauthenticated(what, login, [&] {
-      detail::request r;
-      r.method = "POST";
-      r.target = target;
-      r.content_type = detail::form_type;
-      r.body = "grant_type=client_credentials&client_id=" + detail::url_encode(settings.client_id) +
-               "&client_secret=" + detail::url_encode(settings.client_secret.reveal()) +
-               "&scope=" + detail::url_encode("https://graph.microsoft.com/.default");
-      return r;
-    });
-    if (res.status != 200) detail::throw_http_error(what, res);
-    take_token(what, res);
-  }
-
-  detail::response api(const std::string& what, const std::string& method,
-                       const std::string& target, std::string body = {}) {
-    detail::request r;
-    r.method = method;
-    r.target = target;
-    r.body = std::move(body);
-    if (!r.body.empty()) r.content_type = detail::json_type;
-    return call(what, graph, std::move(r));
   }
 
   std::optional<detail::json> find_location() {
@@ -458,8 +270,7 @@ struct entra_client::impl final : detail::session {
   }
 
   entra_settings settings;
-  detail::url login;
-  detail::url graph;
+  const detail::url& graph;
 };
 
 entra_client::entra_client(entra_settings settings)

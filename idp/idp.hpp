@@ -257,10 +257,13 @@ struct okta_oauth {
   std::string scopes = "okta.networkZones.manage";
 };
 
+/// How an Okta client authenticates.
+using okta_auth = std::variant<okta_ssws, okta_oauth>;
+
 struct okta_settings {
   std::string org_url;  ///< https://acme.okta.com (a path prefix is kept; no trailing '/')
   std::string zone;     ///< zone id (`nzo...`) or name
-  std::variant<okta_ssws, okta_oauth> auth;
+  okta_auth auth;
   http_settings http;
 };
 
