@@ -239,6 +239,10 @@ http::response<http::string_body> route(shared_state& st,
   // Liveness carries nothing worth protecting, and load balancers probe it without a token.
   if (method == http::verb::get && target == "/healthz")
     return reply(200, "ok\n", "text/plain", ka);
+  // The public key that verifies posture_sync's CAEP events: receivers fetch it without a token.
+  if (method == http::verb::get && target == "/.well-known/jwks.json" && st.posture &&
+      !st.posture->jwks().empty())
+    return reply(200, st.posture->jwks(), "application/json", ka);
   const auto rt = st.current();
   if (rt && !rt->cfg->admin.token.empty() &&
       !token_ok(rt->cfg->admin.token, std::string(req[http::field::authorization]))) {
@@ -268,6 +272,7 @@ http::response<http::string_body> route(shared_state& st,
                  st.stats.render(st.registry.size()) + render_process_metrics() + tls_metrics(st) +
                      expiry_metrics(st) + (st.comp ? st.comp->render_metrics() : std::string()) +
                      (st.idp ? st.idp->render_metrics() : std::string()) +
+                     (st.posture ? st.posture->render_metrics() : std::string()) +
                      (st.vpn ? st.vpn->render_metrics() : std::string()),
                  "text/plain; version=0.0.4", ka);
   }

@@ -67,7 +67,8 @@ std::optional<tcp::endpoint> parse_endpoint(std::string_view s) {
 
 class loader {
  public:
-  explicit loader(std::filesystem::path file) : file_(std::move(file)) {
+  explicit loader(std::filesystem::path file, load_scope scope = load_scope::gateway)
+      : file_(std::move(file)), scope_(scope) {
     cfg_ = std::make_shared<config>();
     cfg_->file = file_;
     base_ = file_.parent_path();
@@ -90,7 +91,20 @@ class loader {
     }
     keys(root, "",
          {"listen", "tls", "identity", "uem", "dtr", "egress", "admin", "limits", "log", "threads",
-          "upstream_credentials", "idp_sync", "vpn"});
+          "upstream_credentials", "idp_sync", "vpn", "posture_sync"});
+    if (scope_ == load_scope::posture_sync) {
+      // A separate posture-sync host: the gateway's other sections may be in the file (the
+      // same file serves both) but are not needed here.
+      log(root["log"]);
+      if (!root["posture_sync"]) {
+        error(root, "posture_sync", "missing: this command needs a posture_sync section");
+      }
+      posture_sync(root["posture_sync"]);
+      if (!errors_.empty()) return fail();
+      config_result r;
+      r.value = cfg_;
+      return r;
+    }
     listen(root["listen"]);
     tls(root["tls"]);
     identity(root["identity"]);
@@ -106,6 +120,7 @@ class loader {
     credentials(root["upstream_credentials"]);
     idp_sync(root["idp_sync"]);
     vpn(root["vpn"]);
+    posture_sync(root["posture_sync"]);
     uem_node_ = root["uem"];
     if (!errors_.empty()) return fail();
     config_result r;
@@ -698,6 +713,70 @@ class loader {
     duration(n["max_rate_limit_wait"], path + ".max_rate_limit_wait", h.max_rate_limit_wait);
   }
 
+  /// A required text key `key` of map `n` at `path`; a located error when missing.
+  void required_text(const YAML::Node& n, const std::string& path, const char* key,
+                     std::string& out, const char* what) {
+    const std::string full = path + "." + key;
+    if (auto v = n[key]) {
+      if (auto t = text(v, full)) out = *t;
+    } else {
+      error(n, full, std::string("missing: ") + what);
+    }
+  }
+
+  /// Okta authentication under `path`: token_file (SSWS) or oauth {client_id, private_key,
+  /// key_id, scopes}; `scopes` is the default scope list.
+  std::optional<idp::okta_auth> okta_auth(const YAML::Node& o, const std::string& path,
+                                          const std::string& scopes) {
+    const auto tf = o["token_file"];
+    const auto oa = o["oauth"];
+    if (tf && oa) {
+      error(oa, path + ".oauth", "give either token_file (SSWS) or oauth, not both");
+    } else if (tf) {
+      if (auto sec = secret_from(tf, path + ".token_file")) return idp::okta_ssws{*sec};
+    } else if (oa && map(oa, path + ".oauth")) {
+      keys(oa, path + ".oauth", {"client_id", "private_key", "key_id", "scopes"});
+      idp::okta_oauth a;
+      a.scopes = scopes;
+      required_text(oa, path + ".oauth", "client_id", a.client_id,
+                    "the API service app's client id");
+      if (auto v = oa["private_key"]) {
+        if (auto p = file(v, path + ".oauth.private_key")) a.private_key = *p;
+      } else {
+        error(oa, path + ".oauth.private_key",
+              "missing: the PEM private key registered with the service app");
+      }
+      if (auto v = oa["key_id"]) {
+        if (auto t = text(v, path + ".oauth.key_id")) a.key_id = *t;
+      }
+      if (auto v = oa["scopes"]) {
+        if (auto t = text(v, path + ".oauth.scopes")) a.scopes = *t;
+      }
+      return a;
+    } else if (!oa) {
+      error(o, path, "missing: token_file (an API token, SSWS) or oauth (client_id, private_key)");
+    }
+    return std::nullopt;
+  }
+
+  /// Entra app credentials under `path`: client_id, client_secret_file, login_url, graph_url.
+  void entra_credentials(const YAML::Node& e, const std::string& path, std::string& client_id,
+                         idp::secret& client_secret, std::string& login_url,
+                         std::string& graph_url) {
+    required_text(e, path, "client_id", client_id, "the app registration's client id");
+    if (auto v = e["client_secret_file"]) {
+      if (auto sec = secret_from(v, path + ".client_secret_file")) client_secret = *sec;
+    } else {
+      error(e, path + ".client_secret_file", "missing: a file holding the client secret");
+    }
+    if (auto v = e["login_url"]) {
+      if (auto t = text(v, path + ".login_url")) login_url = *t;
+    }
+    if (auto v = e["graph_url"]) {
+      if (auto t = text(v, path + ".graph_url")) graph_url = *t;
+    }
+  }
+
   // idp_sync: publish/verify the egress addresses in Okta and/or Entra (docs/gateway.md).
   void idp_sync(const YAML::Node& n) {
     if (!n) return;
@@ -724,37 +803,7 @@ class loader {
       } else {
         error(o, "idp_sync.okta.zone", "missing: the network zone's id or name");
       }
-      const auto tf = o["token_file"];
-      const auto oa = o["oauth"];
-      if (tf && oa) {
-        error(oa, "idp_sync.okta.oauth", "give either token_file (SSWS) or oauth, not both");
-      } else if (tf) {
-        if (auto sec = secret_from(tf, "idp_sync.okta.token_file")) s.auth = idp::okta_ssws{*sec};
-      } else if (oa && map(oa, "idp_sync.okta.oauth")) {
-        keys(oa, "idp_sync.okta.oauth", {"client_id", "private_key", "key_id", "scopes"});
-        idp::okta_oauth a;
-        if (auto v = oa["client_id"]) {
-          if (auto t = text(v, "idp_sync.okta.oauth.client_id")) a.client_id = *t;
-        } else {
-          error(oa, "idp_sync.okta.oauth.client_id", "missing: the API service app's client id");
-        }
-        if (auto v = oa["private_key"]) {
-          if (auto p = file(v, "idp_sync.okta.oauth.private_key")) a.private_key = *p;
-        } else {
-          error(oa, "idp_sync.okta.oauth.private_key",
-                "missing: the PEM private key registered with the service app");
-        }
-        if (auto v = oa["key_id"]) {
-          if (auto t = text(v, "idp_sync.okta.oauth.key_id")) a.key_id = *t;
-        }
-        if (auto v = oa["scopes"]) {
-          if (auto t = text(v, "idp_sync.okta.oauth.scopes")) a.scopes = *t;
-        }
-        s.auth = a;
-      } else if (!oa) {
-        error(o, "idp_sync.okta",
-              "missing: token_file (an API token, SSWS) or oauth (client_id, private_key)");
-      }
+      if (auto a = okta_auth(o, "idp_sync.okta", "okta.networkZones.manage")) s.auth = *a;
       http_settings(o, "idp_sync.okta", s.http);
       c.okta = std::move(s);
     }
@@ -763,28 +812,11 @@ class loader {
            {"tenant", "location", "client_id", "client_secret_file", "login_url", "graph_url",
             "ca_file", "timeout", "max_rate_limit_wait"});
       idp::entra_settings s;
-      const auto need = [&](const char* key, std::string& out, const char* what) {
-        const std::string path = std::string("idp_sync.entra.") + key;
-        if (auto v = e[key]) {
-          if (auto t = text(v, path)) out = *t;
-        } else {
-          error(e, path, std::string("missing: ") + what);
-        }
-      };
-      need("tenant", s.tenant, "the tenant id or domain");
-      need("location", s.location, "the named location's id or display name");
-      need("client_id", s.client_id, "the app registration's client id");
-      if (auto v = e["client_secret_file"]) {
-        if (auto sec = secret_from(v, "idp_sync.entra.client_secret_file")) s.client_secret = *sec;
-      } else {
-        error(e, "idp_sync.entra.client_secret_file", "missing: a file holding the client secret");
-      }
-      if (auto v = e["login_url"]) {
-        if (auto t = text(v, "idp_sync.entra.login_url")) s.login_url = *t;
-      }
-      if (auto v = e["graph_url"]) {
-        if (auto t = text(v, "idp_sync.entra.graph_url")) s.graph_url = *t;
-      }
+      required_text(e, "idp_sync.entra", "tenant", s.tenant, "the tenant id or domain");
+      required_text(e, "idp_sync.entra", "location", s.location,
+                    "the named location's id or display name");
+      entra_credentials(e, "idp_sync.entra", s.client_id, s.client_secret, s.login_url,
+                        s.graph_url);
       http_settings(e, "idp_sync.entra", s.http);
       c.entra = std::move(s);
     }
@@ -799,6 +831,122 @@ class loader {
       error(n, "idp_sync", ex.what());
     }
     cfg_->idp_sync = std::move(c);
+  }
+
+  // posture_sync: IdP actions on UEM compliance changes (docs/posture-sync.md).
+  void posture_sync(const YAML::Node& n) {
+    if (!n) return;
+    if (!map(n, "posture_sync")) return;
+    keys(n, "posture_sync", {"okta", "entra", "caep", "workers", "retry", "restore"});
+    const auto errors_before = errors_.size();
+    posture_sync_config c;
+    if (auto w = n["workers"]) {
+      if (auto x = number(w, "posture_sync.workers", 1, 64)) c.workers = static_cast<unsigned>(*x);
+    }
+    if (auto r = n["retry"]; r && map(r, "posture_sync.retry")) {
+      keys(r, "posture_sync.retry", {"initial", "max"});
+      duration(r["initial"], "posture_sync.retry.initial", c.retry_initial);
+      duration(r["max"], "posture_sync.retry.max", c.retry_max);
+      if (c.retry_initial < milliseconds(100)) {
+        error(r["initial"], "posture_sync.retry.initial", "must be at least 100ms");
+      }
+      if (c.retry_max < c.retry_initial) {
+        error(r["max"], "posture_sync.retry.max", "must not be shorter than retry.initial");
+      }
+    }
+    c.restore = flag(n["restore"], "posture_sync.restore", true);
+    if (auto o = n["okta"]; o && map(o, "posture_sync.okta")) {
+      keys(o, "posture_sync.okta",
+           {"org_url", "token_file", "oauth", "suspend_devices", "clear_sessions", "ca_file",
+            "timeout", "max_rate_limit_wait"});
+      posture_sync_config::okta_part k;
+      required_text(o, "posture_sync.okta", "org_url", k.settings.org_url,
+                    "the Okta org URL, e.g. https://acme.okta.com");
+      if (auto a = okta_auth(o, "posture_sync.okta",
+                             "okta.devices.manage okta.users.read okta.users.manage")) {
+        k.settings.auth = *a;
+      }
+      http_settings(o, "posture_sync.okta", k.settings.http);
+      k.suspend_devices = flag(o["suspend_devices"], "posture_sync.okta.suspend_devices", true);
+      k.clear_sessions = flag(o["clear_sessions"], "posture_sync.okta.clear_sessions", true);
+      if (!k.suspend_devices && !k.clear_sessions) {
+        error(o, "posture_sync.okta",
+              "suspend_devices and clear_sessions are both false: leave okta out instead");
+      }
+      c.okta = std::move(k);
+    }
+    if (auto e = n["entra"]; e && map(e, "posture_sync.entra")) {
+      keys(e, "posture_sync.entra",
+           {"tenant", "client_id", "client_secret_file", "login_url", "graph_url", "user",
+            "ca_file", "timeout", "max_rate_limit_wait"});
+      posture_sync_config::entra_part k;
+      required_text(e, "posture_sync.entra", "tenant", k.settings.tenant,
+                    "the tenant id or domain");
+      entra_credentials(e, "posture_sync.entra", k.settings.client_id, k.settings.client_secret,
+                        k.settings.login_url, k.settings.graph_url);
+      http_settings(e, "posture_sync.entra", k.settings.http);
+      if (auto u = e["user"]) {
+        const auto t = text(u, "posture_sync.entra.user");
+        if (t == "email") {
+          k.user = posture_sync_config::entra_user::email;
+        } else if (t == "user_name") {
+          k.user = posture_sync_config::entra_user::user_name;
+        } else if (t) {
+          error(u, "posture_sync.entra.user",
+                "expected email (the UEM's enrollment e-mail is the user principal name) or "
+                "user_name");
+        }
+      }
+      c.entra = std::move(k);
+    }
+    if (auto v = n["caep"]; v && map(v, "posture_sync.caep")) {
+      keys(v, "posture_sync.caep",
+           {"receiver_url", "issuer", "audience", "private_key", "key_id", "subject_format",
+            "ca_file", "timeout", "max_rate_limit_wait"});
+      idp::caep_settings k;
+      required_text(v, "posture_sync.caep", "receiver_url", k.receiver_url,
+                    "the SSF receiver, e.g. https://acme.okta.com/security/api/v1/security-events");
+      required_text(v, "posture_sync.caep", "issuer", k.issuer,
+                    "the issuer the receiver knows this gateway by (iss)");
+      required_text(v, "posture_sync.caep", "audience", k.audience,
+                    "the receiver's identifier (aud), e.g. https://acme.okta.com");
+      required_text(v, "posture_sync.caep", "key_id", k.key_id,
+                    "the kid of the signing key, published in the JWKS");
+      if (auto pk = v["private_key"]) {
+        if (auto p = file(pk, "posture_sync.caep.private_key")) k.private_key = *p;
+      } else {
+        error(v, "posture_sync.caep.private_key",
+              "missing: the PEM signing key (RSA >= 2048 bits or EC P-256)");
+      }
+      if (auto f = v["subject_format"]) {
+        if (auto t = text(f, "posture_sync.caep.subject_format")) {
+          if (auto sf = idp::caep_subject_format_from_string(*t)) {
+            k.subject_format = *sf;
+          } else {
+            error(f, "posture_sync.caep.subject_format",
+                  "expected okta (the subject inside the event, as Okta documents) or caep-final "
+                  "(a top-level sub_id)");
+          }
+        }
+      }
+      http_settings(v, "posture_sync.caep", k.http);
+      c.caep = std::move(k);
+    }
+    if (!c.okta && !c.entra && !c.caep) {
+      error(n, "posture_sync", "give okta, entra, caep or several (or leave posture_sync out)");
+    }
+    // The clients check their settings (URLs, keys) themselves: a bad value is a configuration
+    // error now, not a failure at the first compliance change. Only when the keys themselves
+    // were fine: a missing secret is reported once, not again as "needs a client secret".
+    try {
+      if (errors_.size() != errors_before) return;
+      if (c.okta) idp::okta_directory check(c.okta->settings);
+      if (c.entra) idp::entra_directory check(c.entra->settings);
+      if (c.caep) idp::caep_client check(*c.caep);
+    } catch (const idp::error& ex) {
+      error(n, "posture_sync", ex.what());
+    }
+    cfg_->posture_sync = std::move(c);
   }
 
   std::optional<cidr> range(const YAML::Node& n, const std::string& path) {
@@ -997,6 +1145,7 @@ class loader {
   }
 
   std::filesystem::path file_;
+  load_scope scope_ = load_scope::gateway;
   std::filesystem::path base_;
   std::shared_ptr<config> cfg_;
   std::vector<std::string> errors_;
@@ -1010,8 +1159,8 @@ net::ip::address_v4 vpn_config::tunnel_address() const {
   return net::ip::address_v4(pool.network.to_v4().to_uint() + 1);
 }
 
-config_result load_config(const std::filesystem::path& file) {
-  return loader(file).run();
+config_result load_config(const std::filesystem::path& file, load_scope scope) {
+  return loader(file, scope).run();
 }
 
 }  // namespace tunnelgate::gateway

@@ -99,6 +99,30 @@ struct idp_sync_config {
   std::optional<idp::entra_settings> entra;
 };
 
+/// posture_sync: when the UEM reports a device no longer admitted, suspend it in Okta and
+/// end its user's Okta and Entra sessions, and send a CAEP event; undo the suspension when it
+/// is admitted again (issue 15, docs/posture-sync.md). Absent = off.
+struct posture_sync_config {
+  struct okta_part {
+    idp::okta_directory_settings settings;
+    bool suspend_devices = true;  ///< suspend / unsuspend the Okta device
+    bool clear_sessions = true;   ///< DELETE the user's sessions with oauthTokens=true
+  };
+  /// Which UEM field names the Entra user: the enrollment e-mail or the enrollment user name.
+  enum class entra_user { email, user_name };
+  struct entra_part {
+    idp::entra_directory_settings settings;
+    entra_user user = entra_user::email;
+  };
+  std::optional<okta_part> okta;
+  std::optional<entra_part> entra;
+  std::optional<idp::caep_settings> caep;
+  unsigned workers = 4;              ///< threads calling the IdPs (each with its own clients)
+  milliseconds retry_initial{1000};  ///< first wait after a failed action; doubles each time
+  milliseconds retry_max{300'000};   ///< the longest wait between two attempts
+  bool restore = true;  ///< unsuspend and send `compliant` when the device is admitted again
+};
+
 /// vpn: the full-device VPN (openconnect/CSTP on the device listener), absent = no VPN.
 struct vpn_config {
   std::string tun = "tunnelgate0";  ///< TUN device name
@@ -155,6 +179,7 @@ struct config {
   std::map<std::string, std::string> proxy_credentials;
   std::optional<idp_sync_config> idp_sync;
   std::optional<vpn_config> vpn;
+  std::optional<posture_sync_config> posture_sync;
 };
 
 struct config_result {
@@ -165,7 +190,11 @@ struct config_result {
 
 /// Loads and validates the file and everything it references (rules file, secret files).
 /// Relative paths resolve against the config file's folder.
-config_result load_config(const std::filesystem::path& file);
+/// What a load reads: the whole gateway, or only `log` and `posture_sync` (tunnelctl
+/// posture-sync on a separate host; the file may hold the gateway's other sections too).
+enum class load_scope { gateway, posture_sync };
+config_result load_config(const std::filesystem::path& file,
+                          load_scope scope = load_scope::gateway);
 
 /// "250ms", "10s", "5m", "1h" -> milliseconds; nullopt when malformed.
 std::optional<milliseconds> parse_duration(std::string_view s);

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iosfwd>
 #include <memory>
+#include <string>
 
 namespace tunnelgate::gateway {
 
@@ -37,5 +38,22 @@ int run(const std::filesystem::path& file);
 /// configuration, exit_config when it (or the check) refused it, exit_runtime when the daemon
 /// could not be asked.
 int request_reload(const std::filesystem::path& file, std::ostream& out, std::ostream& err);
+
+/// `tunnelctl posture-sync run --config FILE`: posture_sync in the foreground on a host of its
+/// own, driven by the UEM's webhook events (uem.webhook is required), until SIGTERM or SIGINT.
+/// Reads only the `uem`, `posture_sync` and `log` sections of FILE. Returns an exit_code.
+int posture_sync_run(const std::filesystem::path& file, std::ostream& err);
+
+/// `tunnelctl posture-sync apply --config FILE --udid U | --serial S`: asks the UEM about one
+/// device and runs posture_sync's actions for its verdict once, now, printing one line per
+/// action. exit_ok (0) when every action ended done or already; exit_runtime (1) when an
+/// action failed or found nothing to act on; 2 when the UEM could not be asked; exit_config
+/// for a bad FILE.
+int posture_sync_apply(const std::filesystem::path& file, bool by_udid, const std::string& value,
+                       std::ostream& out, std::ostream& err);
+
+/// `tunnelctl posture-sync jwks --config FILE`: the public JWKS of posture_sync.caep's key
+/// (what the gateway serves at /.well-known/jwks.json on admin.listen).
+int posture_sync_jwks(const std::filesystem::path& file, std::ostream& out, std::ostream& err);
 
 }  // namespace tunnelgate::gateway

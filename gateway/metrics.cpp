@@ -82,18 +82,25 @@ void histogram::observe(double seconds) {
 }
 
 void histogram::render(std::string& out) const {
-  out += "# HELP " + name_ + " " + help_ + "\n# TYPE " + name_ + " histogram\n";
+  render(out, {}, true);
+}
+
+void histogram::render(std::string& out, std::string_view labels, bool header) const {
+  if (header) out += "# HELP " + name_ + " " + help_ + "\n# TYPE " + name_ + " histogram\n";
+  const std::string prefix = labels.empty() ? std::string() : std::string(labels) + ",";
+  const std::string own = labels.empty() ? std::string() : "{" + std::string(labels) + "}";
   std::uint64_t cumulative = 0;
   char le[32];
   for (std::size_t i = 0; i < bounds_.size(); ++i) {
     cumulative += buckets_[i].load(std::memory_order_relaxed);
     std::snprintf(le, sizeof le, "%g", bounds_[i]);
-    out += name_ + "_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+    out += name_ + "_bucket{" + prefix + "le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
   }
   const auto count = count_.load(std::memory_order_relaxed);
-  out += name_ + "_bucket{le=\"+Inf\"} " + std::to_string(count) + "\n";
+  out += name_ + "_bucket{" + prefix + "le=\"+Inf\"} " + std::to_string(count) + "\n";
   std::snprintf(le, sizeof le, "%.9f", static_cast<double>(sum_ns_.load()) / 1e9);
-  out += name_ + "_sum " + le + "\n" + name_ + "_count " + std::to_string(count) + "\n";
+  out += name_ + "_sum" + own + " " + le + "\n" + name_ + "_count" + own + " " +
+         std::to_string(count) + "\n";
 }
 
 std::string render_process_metrics() {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tunnelgate::gateway {
@@ -36,6 +37,9 @@ class histogram {
   histogram(std::string name, std::string help, std::vector<double> bounds);
   void observe(double seconds);
   void render(std::string& out) const;
+  /// One series of a labelled family: `labels` like `provider="okta",action="x"`; the HELP and
+  /// TYPE lines only when `header` (once per family).
+  void render(std::string& out, std::string_view labels, bool header) const;
 
  private:
   std::string name_, help_;

@@ -45,7 +45,8 @@ uem::config_result load_uem(const std::filesystem::path& file) {
 struct loaded {
   std::shared_ptr<const config> cfg;
   std::optional<uem::config> uem_cfg;
-  std::string uem_text;  ///< the `uem:` section as YAML, to tell a reload that it changed
+  std::string uem_text;      ///< the `uem:` section as YAML, to tell a reload that it changed
+  std::string posture_text;  ///< the same for `posture_sync:`
   std::vector<std::string> errors;
   std::vector<std::string> warnings;  ///< valid but risky settings, each with its reason
 };
@@ -117,6 +118,7 @@ loaded load_all(const std::filesystem::path& file) {
             support::read_yaml_file(file, "gateway configuration", support::config_yaml_limits);
         doc) {
       l.uem_text = YAML::Dump(doc.root["uem"]);
+      l.posture_text = YAML::Dump(doc.root["posture_sync"]);
     }
     check_listeners(file, *l.cfg, *l.uem_cfg, l.errors);
     if (!l.errors.empty()) {
@@ -294,6 +296,7 @@ class daemon {
     }
     cfg_ = l.cfg;
     uem_text_ = l.uem_text;
+    posture_text_ = l.posture_text;
     st_ = std::make_shared<shared_state>();
     try {
       st_->log = std::make_unique<event_log>(cfg_->log);
@@ -334,6 +337,11 @@ class daemon {
     for (auto& t : threads)
       t.join();
     if (uem_) uem_->stop();
+    posture_subs_.clear();
+    if (st_->posture && !st_->posture->stop(std::chrono::seconds(2))) {
+      st_->log->event(spdlog::level::warn, "posture_sync_abandoned",
+                      {{"detail", "a call to an identity provider was still running at exit"}});
+    }
     if (st_->vpn) st_->vpn->stop();  // the TUN, the nft table and the sysctls go back
     if (st_->idp && !st_->idp->stop(std::chrono::seconds(2))) {
       // A sync call is stuck in a slow IdP: do not wait for it. Its thread still uses the
@@ -388,6 +396,17 @@ class daemon {
     }
     st_->comp = make_uem_compliance(uem_);
     std::weak_ptr<shared_state> weak = st_;
+    if (cfg_->posture_sync) {
+      try {
+        st_->posture =
+            std::make_shared<posture_sync>(*cfg_->posture_sync, [weak](const posture_audit& a) {
+              if (auto st = weak.lock()) log_posture_audit(*st->log, a);
+            });
+      } catch (const std::exception& e) {
+        throw config_error(file_.string() + ": posture_sync: " + e.what());
+      }
+      posture_subs_ = connect_posture_sync(*uem_, st_->posture);
+    }
     st_->comp->on_refused([weak](const std::string& udid, const std::string& reason) {
       if (auto st = weak.lock()) revoke_device(*st, udid, reason);
     });
@@ -574,7 +593,7 @@ class daemon {
     if (l.errors.empty()) {
       try {
         auto rt = make_runtime(l.cfg, own_, st_->host);
-        out.warnings = needs_restart(*cfg_, *l.cfg, l.uem_text);
+        out.warnings = needs_restart(*cfg_, *l.cfg, l);
         for (auto& w : st_->log->reconfigure(l.cfg->log))
           out.warnings.push_back(std::move(w));
         log_trust_warnings(rt->trust->summary().warnings);
@@ -611,7 +630,7 @@ class daemon {
 
   /// Keys a reload reads but cannot change in a running daemon, each named with what to do.
   std::vector<std::string> needs_restart(const config& was, const config& now,
-                                         const std::string& uem_text) const {
+                                         const loaded& l) const {
     std::vector<std::string> w;
     const auto restart = [&w](const std::string& key) {
       w.push_back(key +
@@ -624,7 +643,8 @@ class daemon {
       restart("admin.tls");
     if (now.threads != was.threads) restart("threads");
     if (now.vpn != was.vpn) restart("vpn");
-    if (uem_text != uem_text_) restart("uem");
+    if (l.uem_text != uem_text_) restart("uem");
+    if (l.posture_text != posture_text_) restart("posture_sync");
     return w;
   }
 
@@ -755,8 +775,10 @@ class daemon {
   std::unique_ptr<net::steady_timer> watchdog_timer_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> beats_;  ///< per thread, for keep_watchdog
   sd_notifier notify_;
-  std::string uem_text_;  ///< the `uem:` section in force (the uem service is built at start)
-  bool forced_ = false;   ///< the grace ran out and the remaining sessions were told to close
+  std::string uem_text_;      ///< the `uem:` section in force (the uem service is built at start)
+  std::string posture_text_;  ///< the `posture_sync:` section in force (built at start too)
+  std::vector<std::shared_ptr<void>> posture_subs_;  ///< the UEM subscriptions of posture_sync
+  bool forced_ = false;  ///< the grace ran out and the remaining sessions were told to close
   std::chrono::steady_clock::time_point deadline_;
   std::int64_t high_water_ = 0;  ///< open connections at most since the last malloc_trim
 };

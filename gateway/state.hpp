@@ -18,6 +18,7 @@
 #include "gateway/idp_sync.hpp"
 #include "gateway/logging.hpp"
 #include "gateway/metrics.hpp"
+#include "gateway/posture_sync.hpp"
 #include "gateway/registry.hpp"
 
 namespace tunnelgate::gateway {
@@ -58,8 +59,9 @@ struct shared_state {
       std::make_shared<accept_control>(stats.active_connections, stats.pending_handshakes);
   std::shared_ptr<compliance> comp;
   std::unique_ptr<event_log> log;
-  std::unique_ptr<idp_sync> idp;  ///< idp_sync and egress.check_url; set after log
-  std::shared_ptr<vpn_hub> vpn;   ///< the full-device VPN when `vpn:` is configured
+  std::unique_ptr<idp_sync> idp;          ///< idp_sync and egress.check_url; set after log
+  std::shared_ptr<posture_sync> posture;  ///< posture_sync; set at start when configured
+  std::shared_ptr<vpn_hub> vpn;           ///< the full-device VPN when `vpn:` is configured
   /// HTTPS for the admin API (admin.tls), made at start; null: plain HTTP.
   std::shared_ptr<ssl::context> admin_tls;
   std::atomic<bool> stopping{false};

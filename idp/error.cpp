@@ -45,6 +45,8 @@ class category final : public std::error_category {
         return "zone inactive or named location not trusted";
       case errc::too_many_entries:
         return "too many entries";
+      case errc::conflict:
+        return "another writer kept replacing the zone or named location";
     }
     return "unknown idp error";
   }
@@ -83,6 +85,7 @@ std::error_code make_error_code(errc e) noexcept {
 }
 
 bool is_refusal(errc e) noexcept {
+  // errc::conflict is not one: the request was allowed, it could not be made to stick.
   return e == errc::not_found || e == errc::not_usable || e == errc::inactive ||
          e == errc::too_many_entries;
 }

@@ -201,9 +201,21 @@ response https_client::send(const url& base, const request& req) {
     std::string name(f.name_string());
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    out.headers[name] = std::string(f.value());
+    const auto value = f.value();
+    add_header(out.headers, std::move(name), std::string_view(value.data(), value.size()));
   }
   return out;
+}
+
+void add_header(std::map<std::string, std::string>& headers, std::string lower_name,
+                std::string_view value) {
+  // A repeated field is the list of its values joined with ", " (RFC 9110 §5.3): Okta sends
+  // `rel="self"` and `rel="next"` as two Link fields, and a map keeping the last would lose one.
+  const auto [it, inserted] = headers.try_emplace(std::move(lower_name), value);
+  if (!inserted) {
+    it->second += ", ";
+    it->second += value;
+  }
 }
 
 std::string response::header(const std::string& lower_name) const {
@@ -236,34 +248,85 @@ std::string url_encode(std::string_view s) {
   return out;
 }
 
+namespace {
+
+/// The digits of a header value (optional whitespace around them), saturated at `cap`;
+/// nullopt when it is not a plain non-negative decimal number.
+std::optional<long long> header_number(std::string_view v, long long cap) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+    v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+    v.remove_suffix(1);
+  if (v.empty()) return std::nullopt;
+  long long n = 0;
+  for (const char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    // Stop growing at the cap instead of overflowing: 99999999999999999999 is "very long".
+    if (n <= cap) n = n * 10 + (c - '0');
+  }
+  return std::min(n, cap);
+}
+
+/// A header value from the network made safe to quote in a message.
+std::string quoted_value(std::string_view v) {
+  std::string out;
+  for (const char ch : v.substr(0, 40)) {
+    const auto c = static_cast<unsigned char>(ch);
+    out += c < 0x20 || c >= 0x7f ? '?' : ch;
+  }
+  if (v.size() > 40) out += "...";
+  return out;
+}
+
+}  // namespace
+
+rate_limit_wait rate_limit_wait_of(const response& res, std::chrono::system_clock::time_point now) {
+  using std::chrono::seconds;
+  // Values are saturated far above rate_limit_wait_cap (but far below overflow) before any
+  // arithmetic, so `reset - now` and the conversion to milliseconds cannot overflow.
+  constexpr long long parse_cap = 1'000'000'000'000'000LL;
+  const long long cap = rate_limit_wait_cap.count();
+  const long long now_s = std::chrono::duration_cast<seconds>(now.time_since_epoch()).count();
+  const auto finish = [cap](long long s, std::string source) {
+    rate_limit_wait w;
+    w.saturated = s > cap;
+    w.wait = seconds(std::clamp<long long>(s, 1, cap));
+    w.source = std::move(source);
+    return w;
+  };
+  const auto reset = res.header("x-rate-limit-reset");
+  if (const auto v = header_number(reset, parse_cap); v && *v >= now_s) {
+    // Okta: the reset as UTC epoch seconds; one more second covers clock skew and rounding.
+    return finish(*v - now_s + 1, "X-Rate-Limit-Reset: " + quoted_value(reset));
+  }
+  // A reset in the past (clock skew, a stale header) or a malformed one says nothing about
+  // when to try again: fall through to Retry-After, else the default wait, never zero.
+  const auto retry = res.header("retry-after");
+  if (const auto v = header_number(retry, parse_cap)) {
+    return finish(*v, "Retry-After: " + quoted_value(retry));  // Graph: seconds
+  }
+  // An HTTP-date Retry-After is not parsed either: the default wait.
+  std::string source = "no usable X-Rate-Limit-Reset or Retry-After";
+  if (!reset.empty()) source = "X-Rate-Limit-Reset: " + quoted_value(reset) + " unusable";
+  if (!retry.empty()) source = "Retry-After: " + quoted_value(retry) + " unusable";
+  return finish(default_rate_limit_wait.count(), source + "; default wait");
+}
+
 void wait_for_rate_limit(const std::string& what, const response& res, rate_budget& budget,
                          const notice_fn& notice) {
-  using std::chrono::seconds;
-  const auto number = [](const std::string& v, long long& out) {
-    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-    return !v.empty() && ec == std::errc() && end == v.data() + v.size();
-  };
-  long long wait = 5;
-  long long v = 0;
-  if (number(res.header("x-rate-limit-reset"), v)) {
-    // Okta: the reset as UTC epoch seconds; one more second covers clock skew and rounding.
-    const auto now =
-        std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count();
-    wait = v - now + 1;
-  } else if (number(res.header("retry-after"), v)) {
-    wait = v;  // Graph: seconds
-  }
-  wait = std::max<long long>(wait, 1);
-  const auto need = std::chrono::duration_cast<duration>(seconds(wait));
-  if (budget.waited + need > budget.max) {
+  const auto w = rate_limit_wait_of(res, std::chrono::system_clock::now());
+  const long long wait = w.wait.count();
+  // At most rate_limit_wait_cap (68 years) in milliseconds: no overflow.
+  const auto need = std::chrono::duration_cast<duration>(w.wait);
+  const auto left = budget.max > budget.waited ? budget.max - budget.waited : duration{0};
+  if (need > left) {
     const auto body = parse_error_body(res.body);
-    std::string msg = what + ": " + (body.summary.empty() ? "rate limited" : body.summary) +
-                      " (HTTP 429" + (body.code.empty() ? "" : " " + body.code) +
-                      "); gave up: the limit resets in " + std::to_string(wait) +
-                      " s, beyond the rate-limit wait allowed (" +
-                      std::to_string(budget.max.count() / 1000) + " s, " +
-                      std::to_string(budget.waited.count() / 1000) + " s already waited)";
+    std::string msg =
+        what + ": " + (body.summary.empty() ? "rate limited" : body.summary) + " (HTTP 429" +
+        (body.code.empty() ? "" : " " + body.code) + "); gave up: the limit resets in " +
+        (w.saturated ? "more than " : "") + std::to_string(wait) + " s (" + w.source +
+        "), beyond the rate-limit wait allowed (" + std::to_string(budget.max.count() / 1000) +
+        " s, " + std::to_string(budget.waited.count() / 1000) + " s already waited)";
     throw error(errc::rate_limited, msg, 429, body.code, body.summary);
   }
   if (notice) {

@@ -52,8 +52,9 @@ using duration = std::chrono::milliseconds;
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-/// Why a call failed. The first group means "could not do it" (tunnelctl exit 2); the last
-/// four are refusals by policy (is_refusal(); tunnelctl exit 1).
+/// Why a call failed. Refusals by policy are not_found, not_usable, inactive and
+/// too_many_entries (is_refusal(); tunnelctl exit 1); everything else means "could not do it"
+/// (tunnelctl exit 2).
 enum class errc : int {
   bad_argument = 1,  ///< invalid settings or address (not an https URL, not an IP address...)
   file_unreadable,   ///< a token, secret, private key or CA file cannot be read
@@ -69,6 +70,9 @@ enum class errc : int {
   not_usable,        ///< not an IP zone of usage POLICY / not an ipNamedLocation
   inactive,          ///< the zone is INACTIVE / the named location is not trusted
   too_many_entries,  ///< writing would exceed the IdP's limit (Okta 150, Entra 2000)
+  /// after every write the list was read back without an owned entry (another writer kept
+  /// replacing it), max_write_attempts times: not a refusal
+  conflict,
 };
 
 const std::error_category& error_category() noexcept;
@@ -293,6 +297,9 @@ struct publish_result {
   std::size_t added = 0;
   std::size_t removed = 0;
   std::size_t entries = 0;  ///< entries counted against the limit after the change
+  /// Writes it took (0 when nothing was written). More than 1: another writer replaced the
+  /// list between our read and our write, and the diff and counts are those of the last write.
+  std::size_t writes = 0;
 };
 
 /// Publishing and verifying one Okta zone. Keeps an OAuth access token between calls (a 401
@@ -310,9 +317,13 @@ class okta_client {
   /// `POST /api/v1/zones`) unless nothing changes or dry_run. Refuses (is_refusal) a missing
   /// zone without create, a non-IP or BLOCKLIST zone, an INACTIVE zone (status is never
   /// changed) and more than 150 entries, all before writing. `create` creates by name only (a
-  /// missing `nzo...` id is not_found). Addresses are normalized here (errc::bad_argument for a
-  /// bad one). A 429 sleeps the calling thread until the reset (at most max_rate_limit_wait in
-  /// total per call).
+  /// missing `nzo...` id is not_found). A name matches without case (several matches:
+  /// errc::ambiguous naming their ids; a match is never created again). After each PUT the zone
+  /// is read back by id; while an owned entry is missing (a concurrent full replace dropped it)
+  /// it is re-planned and written again, at most 5 writes with a jittered backoff from 200 ms,
+  /// then errc::conflict. Addresses are normalized here (errc::bad_argument for a bad one). A
+  /// 429 sleeps the calling thread until the reset (at most max_rate_limit_wait in total per
+  /// call; a longer wait asked for fails at once with errc::rate_limited).
   publish_result publish(const std::vector<std::string>& addresses, const publish_options& options);
   /// Reads the zone and checks every address. A missing zone throws errc::not_found.
   verify_result verify(const std::vector<std::string>& addresses);
@@ -326,7 +337,8 @@ class okta_client {
 /// The same for one Entra ipNamedLocation through Microsoft Graph, with a client-credentials
 /// token from `{login_url}/{tenant}/oauth2/v2.0/token` (scope
 /// `https://graph.microsoft.com/.default`). Publishing PATCHes only `ipRanges`; an untrusted
-/// location is refused (isTrusted is never changed). Not thread-safe.
+/// location is refused (isTrusted is never changed). A display name matches without case, as
+/// in Graph; writes are read back and repeated like okta_client's. Not thread-safe.
 class entra_client {
  public:
   explicit entra_client(entra_settings settings);
@@ -336,6 +348,181 @@ class entra_client {
 
   publish_result publish(const std::vector<std::string>& addresses, const publish_options& options);
   verify_result verify(const std::vector<std::string>& addresses);
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Directory: devices, users and sessions (posture_sync, issue 15)
+// ---------------------------------------------------------------------------------------------
+
+/// An Okta device (Devices API), reduced to what posture_sync decides on.
+struct okta_device {
+  std::string id;      ///< `guo...`
+  std::string status;  ///< ACTIVE, SUSPENDED, DEACTIVATED, CREATED
+  std::string display_name;
+  std::string platform;
+  std::string udid;    ///< profile.udid; empty when absent
+  std::string serial;  ///< profile.serialNumber; empty when absent
+};
+
+/// An Okta user, reduced to what posture_sync needs.
+struct okta_user {
+  std::string id;  ///< `00u...`
+  std::string status;
+  std::string login;
+  std::string email;
+};
+
+struct okta_directory_settings {
+  std::string org_url;  ///< https://acme.okta.com
+  /// OAuth scopes the calls need (Okta API reference): okta.devices.manage (device search and
+  /// lifecycle), okta.users.read (user search), okta.users.manage (clearing sessions).
+  okta_auth auth;
+  http_settings http;
+};
+
+/// Okta devices, users and user sessions. Synchronous, not thread-safe (like okta_client).
+/// Every search follows Okta's pagination (Link rel="next" on the same server).
+class okta_directory {
+ public:
+  explicit okta_directory(okta_directory_settings settings);
+  ~okta_directory();
+  okta_directory(const okta_directory&) = delete;
+  okta_directory& operator=(const okta_directory&) = delete;
+
+  /// `GET /api/v1/devices?search=profile.udid eq "U"` (or profile.serialNumber). Search
+  /// results can lag behind changes: decide on a device's status from get_device(). A value
+  /// with a quote, backslash or control character is errc::bad_argument.
+  std::vector<okta_device> find_devices_by_udid(std::string_view udid);
+  std::vector<okta_device> find_devices_by_serial(std::string_view serial);
+  /// `GET /api/v1/devices/{id}`; nullopt when Okta answers 404.
+  std::optional<okta_device> get_device(std::string_view id);
+  /// `POST /api/v1/devices/{id}/lifecycle/suspend` / `unsuspend` (204).
+  void suspend_device(std::string_view id);
+  void unsuspend_device(std::string_view id);
+  /// `GET /api/v1/users?search=profile.login eq "X" or profile.email eq "X"`.
+  std::vector<okta_user> find_users(std::string_view login_or_email);
+  /// `DELETE /api/v1/users/{id}/sessions?oauthTokens=true&forgetDevices=false` (204): ends the
+  /// user's Okta sessions and revokes the OAuth tokens issued to them.
+  void clear_user_sessions(std::string_view user_id);
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+struct entra_directory_settings {
+  std::string tenant;
+  std::string client_id;
+  secret client_secret;
+  std::string login_url = "https://login.microsoftonline.com";
+  std::string graph_url = "https://graph.microsoft.com";
+  http_settings http;
+};
+
+/// Entra users through Graph (application permission User.RevokeSessions.All).
+class entra_directory {
+ public:
+  explicit entra_directory(entra_directory_settings settings);
+  ~entra_directory();
+  entra_directory(const entra_directory&) = delete;
+  entra_directory& operator=(const entra_directory&) = delete;
+
+  /// `POST /v1.0/users/{id or UPN}/revokeSignInSessions`: invalidates the user's refresh
+  /// tokens and session cookies. errc::not_found when Graph does not know the user.
+  void revoke_sign_in_sessions(std::string_view user);
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// CAEP device-compliance-change Security Event Tokens (posture_sync, issue 15; docs/caep.md)
+// ---------------------------------------------------------------------------------------------
+
+/// The CAEP event type this library sends.
+inline constexpr const char* caep_device_compliance_change =
+    "https://schemas.openid.net/secevent/caep/event-type/device-compliance-change";
+
+/// Where the subject goes: `okta` = inside the event object (`subject`), with `event_timestamp`
+/// (seconds) — what Okta's SSF receiver documents; `caep_final` = top-level `sub_id` of format
+/// `complex` (CAEP 1.0 Final), with `event_timestamp` in the event too.
+enum class caep_subject_format { okta, caep_final };
+/// "okta" / "caep-final".
+std::string_view to_string(caep_subject_format f) noexcept;
+/// The inverse of to_string() (exact, lower-case); nullopt for anything else.
+std::optional<caep_subject_format> caep_subject_format_from_string(std::string_view s) noexcept;
+
+struct caep_settings {
+  std::string receiver_url;  ///< https://acme.okta.com/security/api/v1/security-events
+  std::string issuer;        ///< `iss`: the transmitter (the gateway), e.g. https://gw.example.com
+  std::string audience;      ///< `aud`: the receiver's issuer, e.g. https://acme.okta.com
+  /// PEM, RSA >= 2048 (RS256) or EC P-256 (ES256), unencrypted.
+  std::filesystem::path private_key;
+  std::string key_id;  ///< `kid`; required
+  caep_subject_format subject_format = caep_subject_format::okta;
+  /// `Authorization: Bearer <token>` for receivers that require one (RFC 8935 §2.1 allows it);
+  /// empty = no Authorization header (Okta: the signature authenticates).
+  secret bearer_token;
+  http_settings http;
+};
+
+/// One compliance change to report.
+struct caep_change {
+  /// The device subject's `sub` (format iss_sub with iss = settings.issuer): UDID, or serial
+  /// when no UDID. Required.
+  std::string device_id;
+  std::string user_email;  ///< the user subject (format `email`); empty = no user subject
+  std::string tenant;      ///< a `tenant` subject (format opaque, `id`); empty = none
+  bool compliant = false;  ///< current_status (previous_status is the opposite)
+  /// event_timestamp (whole seconds).
+  std::chrono::system_clock::time_point when = std::chrono::system_clock::now();
+  std::string initiating_entity = "policy";  ///< admin|user|policy|system; empty = omitted
+  /// English text for admins (reason_admin {"en": ...}); empty = omitted.
+  std::string reason_admin;
+  std::string txn;  ///< the `txn` claim (e.g. the UEM event identity); empty = omitted
+};
+
+/// The signed SET (compact JWS, header {alg, typ: "secevent+jwt", kid}) with claims iss, jti,
+/// iat, aud, txn (when given), sub_id (caep_final only) and one event. `jti` is 128 random bits,
+/// `iat` now. Throws errc::bad_key (the key), errc::bad_argument (empty issuer, audience,
+/// key_id or device_id; an initiating_entity outside admin|user|policy|system). Pure apart from
+/// the random jti and the clock; receiver_url, private_key and http are not used.
+std::string make_caep_set(std::string_view private_key_pem, const caep_settings& settings,
+                          const caep_change& change);
+/// The public JWKS of a private key: {"keys":[{kty,kid,use:"sig",alg,n,e}]} for RSA,
+/// {"keys":[{kty,kid,use:"sig",alg,crv,x,y}]} for P-256. Throws errc::bad_key, or
+/// errc::bad_argument for an empty key_id.
+std::string make_jwks(std::string_view private_key_pem, std::string_view key_id);
+
+/// Sends SETs to one receiver (RFC 8935 push delivery). Synchronous, not thread-safe.
+class caep_client {
+ public:
+  /// Checks the settings and reads and checks the key: errc::bad_argument (a receiver URL that
+  /// is not https, an empty issuer, audience or key_id), errc::file_unreadable, errc::bad_key.
+  explicit caep_client(caep_settings settings);
+  ~caep_client();
+  caep_client(const caep_client&) = delete;
+  caep_client& operator=(const caep_client&) = delete;
+
+  /// POSTs one SET (`Content-Type: application/secevent+jwt`); 202 or 204 = delivered. A 429
+  /// waits for the reset and resends the same SET (same jti: it was not accepted), within
+  /// http.max_rate_limit_wait, else errc::rate_limited. An RFC 8935 error answer
+  /// (`{"err","description"}`) throws errc::unauthorized for authentication_failed,
+  /// invalid_key, invalid_issuer, invalid_audience and access_denied, errc::http_error
+  /// otherwise; idp_code() is the `err`. Any other status throws as the other clients do;
+  /// network failures throw errc::unreachable / errc::timeout. The change is checked as
+  /// make_caep_set() does.
+  void send(const caep_change& change);
+  /// make_jwks() of the configured key and key_id (what the receiver must know).
+  const std::string& jwks() const noexcept;
 
   struct impl;
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -34,6 +35,18 @@ std::optional<cidr> parse_cidr(std::string_view text);
 /// True when `entry` is exactly the single-host CIDR of `address` (the owned entry).
 bool is_host_entry(std::string_view entry, const ip& address);
 
+/// Whether two zone / named-location names are the same for the IdP: compared without case
+/// (simple folding of ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic letters), every
+/// other character exactly. Graph compares displayName so; see docs/idp.md for Okta.
+bool same_name(std::string_view a, std::string_view b);
+
+/// Publishing writes, reads back by id and writes again while an owned entry is missing
+/// (a concurrent full replace dropped it): at most this many writes...
+inline constexpr std::size_t max_write_attempts = 5;
+/// ...pausing this long before the second, doubling up to max_write_backoff, with jitter.
+inline constexpr std::chrono::milliseconds write_backoff{200};
+inline constexpr std::chrono::milliseconds max_write_backoff{2000};
+
 /// The addresses normalized and de-duplicated, in order. Throws errc::bad_argument.
 std::vector<std::string> normalize_all(const std::vector<std::string>& addresses);
 
@@ -61,9 +74,14 @@ std::string url_encode(std::string_view s);
 struct response {
   int status = 0;
   std::string body;
-  std::map<std::string, std::string> headers;  ///< names lower-case
+  /// Names lower-case; a field sent several times holds every value, joined with ", ".
+  std::map<std::string, std::string> headers;
   std::string header(const std::string& lower_name) const;
 };
+/// Adds one received header field: a repeated field is appended to the earlier value with
+/// ", " (RFC 9110 §5.3: how list fields such as Link combine), never replaces it.
+void add_header(std::map<std::string, std::string>& headers, std::string lower_name,
+                std::string_view value);
 
 struct request {
   std::string method;  ///< GET, POST, PUT, PATCH, DELETE
@@ -98,10 +116,34 @@ struct rate_budget {
   duration max;
   duration waited{0};
 };
-/// Sleeps for the wait the 429 `res` asks for (Okta X-Rate-Limit-Reset + 1 s, else
-/// Retry-After, else 5 s; at least 1 s) when it fits in the budget, else throws
-/// errc::rate_limited. `service` names the IdP in messages.
+/// The wait used when a 429 names none (or a reset in the past, or a malformed value).
+inline constexpr std::chrono::seconds default_rate_limit_wait{5};
+/// Longer waits asked for are taken as this (68 years): never an overflow.
+inline constexpr std::chrono::seconds rate_limit_wait_cap{2'147'483'647};
+/// How long a 429 asks to wait.
+struct rate_limit_wait {
+  std::chrono::seconds wait{0};  ///< 1 s .. rate_limit_wait_cap
+  bool saturated = false;        ///< the IdP asked for more than rate_limit_wait_cap
+  std::string source;            ///< the header it came from, quoted safely, for messages
+};
+/// Pure: Okta's `X-Rate-Limit-Reset` (UTC epoch seconds) - `now` + 1 s when it is a decimal
+/// number not in the past; else `Retry-After` delay-seconds (0 counts as 1 s); else
+/// default_rate_limit_wait. Huge values saturate at rate_limit_wait_cap. Never throws.
+rate_limit_wait rate_limit_wait_of(const response& res, std::chrono::system_clock::time_point now);
+/// Sleeps for rate_limit_wait_of(res) when it fits in what is left of the budget, else throws
+/// errc::rate_limited at once, saying how long the IdP asked to wait. `what` names the call.
 void wait_for_rate_limit(const std::string& what, const response& res, rate_budget& budget,
                          const notice_fn& notice);
+
+// --- JWS (jwt.cpp): the client assertion and the CAEP SETs share the signing ----------------
+
+/// 128 random bits as 32 lower-case hex digits (a `jti`). Throws errc::bad_key when OpenSSL has
+/// no randomness.
+std::string random_id();
+/// A compact JWS of `claims` signed with `private_key_pem` (unencrypted PEM: RSA >= 2048 gives
+/// RS256, P-256 gives ES256 with the raw r||s signature). The header is `alg` followed by the
+/// members of `header_fields` in order. Throws errc::bad_key.
+std::string sign_jws(std::string_view private_key_pem, const json& header_fields,
+                     const json& claims);
 
 }  // namespace tunnelgate::idp::detail

@@ -4,6 +4,34 @@
 
 namespace tunnelgate::idp::detail {
 
+/// The target (path and query) of a pagination link, when it points at the same server;
+/// empty otherwise (a link elsewhere is not followed: it would get our token).
+std::string same_server_target(const std::string& link, const url& base) {
+  try {
+    const auto u = parse_https_url(link, "link");
+    if (u.host_header != base.host_header) return {};
+    return u.path.empty() ? "/" : u.path;
+  } catch (const error&) {
+    return {};
+  }
+}
+
+/// `<https://...>; rel="next"` from an Okta Link header (several links may be comma-joined).
+std::string next_link(const std::string& header) {
+  std::size_t pos = 0;
+  while ((pos = header.find('<', pos)) != std::string::npos) {
+    const auto close = header.find('>', pos);
+    if (close == std::string::npos) return {};
+    const auto end = header.find('<', close);
+    const auto params = header.substr(close, end == std::string::npos ? end : end - close);
+    if (params.find("rel=\"next\"") != std::string::npos) {
+      return header.substr(pos + 1, close - pos - 1);
+    }
+    pos = close;
+  }
+  return {};
+}
+
 okta_api::okta_api(const std::string& org_url, okta_auth auth, http_settings http)
     : session(std::move(http)),
       auth_(std::move(auth)),
@@ -57,9 +85,8 @@ response okta_api::api(const std::string& what, const std::string& method,
   return call(what, base_, std::move(r));
 }
 
-entra_api::entra_api(const std::string& tenant, const std::string& client_id,
-                     secret client_secret, const std::string& login_url,
-                     const std::string& graph_url, http_settings http)
+entra_api::entra_api(const std::string& tenant, const std::string& client_id, secret client_secret,
+                     const std::string& login_url, const std::string& graph_url, http_settings http)
     : session(std::move(http)),
       tenant_(tenant),
       client_id_(client_id),

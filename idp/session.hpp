@@ -13,6 +13,14 @@ namespace tunnelgate::idp::detail {
 
 inline constexpr const char* json_type = "application/json";
 inline constexpr const char* form_type = "application/x-www-form-urlencoded";
+/// Pages a listing follows at most.
+inline constexpr std::size_t max_pages = 100;
+
+/// The target (path and query) of a pagination link, when it points at the same server;
+/// empty otherwise (a link elsewhere is not followed: it would get our token).
+std::string same_server_target(const std::string& link, const url& base);
+/// The URL of `rel="next"` in a Link header value (several links comma-joined), or empty.
+std::string next_link(const std::string& header);
 
 /// What every client shares: the HTTPS client, the OAuth token kept between calls (empty for
 /// SSWS), the 429 loop (one wait budget per public call) and the one-time token refresh after
@@ -108,7 +116,6 @@ class session {
   std::string token_;
   steady::time_point token_refresh_at_{};
 };
-
 
 /// An Okta org: SSWS or OAuth (private_key_jwt) authentication and API calls under org_url.
 class okta_api : public session {

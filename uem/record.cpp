@@ -136,13 +136,18 @@ std::optional<device_record> record_from_json(const json& j, const std::string& 
   } else {
     r.compromised = it->get<bool>();
   }
-  if (const auto it = j.find("UserEmailAddress"); it != j.end() && !it->is_null()) {
-    if (!it->is_string()) {
-      errors.push_back(prefix + "UserEmailAddress: expected a string, got " + type_name(*it));
-    } else {
-      r.user_email = it->get<std::string>();
+  // Optional text fields: absent or null is empty; another type is an error.
+  const auto optional_text = [&](const char* key, std::string& out) {
+    if (const auto it = j.find(key); it != j.end() && !it->is_null()) {
+      if (!it->is_string()) {
+        errors.push_back(prefix + key + ": expected a string, got " + type_name(*it));
+      } else {
+        out = it->get<std::string>();
+      }
     }
-  }
+  };
+  optional_text("UserEmailAddress", r.user_email);
+  optional_text("UserName", r.user_name);
   if (const auto it = j.find("Id"); it != j.end() && !it->is_null()) {
     const auto v = it->is_object() ? it->find("Value") : it->end();
     if (!it->is_object() || v == it->end() || !v->is_number_integer()) {

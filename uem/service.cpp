@@ -122,6 +122,7 @@ struct service::impl {
 
   std::mutex sub_mutex;  // guards subscribers
   std::map<std::uint64_t, std::shared_ptr<const subscriber>> subscribers;
+  std::map<std::uint64_t, std::shared_ptr<const service::event_subscriber>> event_subscribers;
   std::uint64_t next_sub = 0;
 
   struct counters {
@@ -417,6 +418,25 @@ struct service::impl {
     return unavailable(r.detail);
   }
 
+  /// Tells the event subscribers what a webhook's re-read found.
+  void notify_event(const webhook_event& ev, const fetch_result& r) {
+    std::vector<std::shared_ptr<const service::event_subscriber>> subs;
+    {
+      std::lock_guard lock(sub_mutex);
+      for (const auto& [id, s] : event_subscribers)
+        subs.push_back(s);
+    }
+    if (subs.empty()) return;
+    const service::event_read read{ev, std::make_shared<decision>(evaluate(cfg.posture, r.device))};
+    for (const auto& s : subs) {
+      try {
+        (*s)(read);
+      } catch (const std::exception& e) {
+        spdlog::error("uem: event subscriber failed: {}", e.what());
+      }
+    }
+  }
+
   void notify(const std::vector<change>& changes) {
     if (changes.empty()) return;
     std::vector<std::shared_ptr<const subscriber>> subs;
@@ -570,6 +590,7 @@ struct service::impl {
     }
     self->remember_seen(ev.identity, self->opts.now());
     self->counts.events.fetch_add(1, std::memory_order_relaxed);
+    self->notify_event(ev, r);
     co_return detail::event_outcome::acted;
   }
 
@@ -722,23 +743,43 @@ decision_ptr service::check(const device_key& key) {
   return f.get();
 }
 
-std::shared_ptr<void> service::subscribe(subscriber callback) {
+namespace {
+
+/// Registers `callback` in `map` (one of impl's subscriber maps) under a new id; the returned
+/// handle removes it when destroyed, if the service still exists.
+template <class Callback>
+std::shared_ptr<void> add_subscriber(
+    const std::shared_ptr<service::impl>& i,
+    std::map<std::uint64_t, std::shared_ptr<const Callback>> service::impl::*map,
+    Callback callback) {
   struct token {
-    std::weak_ptr<impl> owner;
+    std::weak_ptr<service::impl> owner;
+    std::map<std::uint64_t, std::shared_ptr<const Callback>> service::impl::*map = nullptr;
     std::uint64_t id = 0;
     ~token() {
-      if (auto i = owner.lock()) {
-        std::lock_guard lock(i->sub_mutex);
-        i->subscribers.erase(id);
+      if (auto o = owner.lock()) {
+        std::lock_guard lock(o->sub_mutex);
+        ((*o).*map).erase(id);
       }
     }
   };
   auto t = std::make_shared<token>();
-  t->owner = impl_;
-  std::lock_guard lock(impl_->sub_mutex);
-  t->id = ++impl_->next_sub;
-  impl_->subscribers.emplace(t->id, std::make_shared<const subscriber>(std::move(callback)));
+  t->owner = i;
+  t->map = map;
+  std::lock_guard lock(i->sub_mutex);
+  t->id = ++i->next_sub;
+  ((*i).*map).emplace(t->id, std::make_shared<const Callback>(std::move(callback)));
   return t;
+}
+
+}  // namespace
+
+std::shared_ptr<void> service::subscribe(subscriber callback) {
+  return add_subscriber(impl_, &impl::subscribers, std::move(callback));
+}
+
+std::shared_ptr<void> service::subscribe_events(event_subscriber callback) {
+  return add_subscriber(impl_, &impl::event_subscribers, std::move(callback));
 }
 
 void service::forget(const device_key& key) {

@@ -87,6 +87,7 @@ struct device_record {
   std::string serial;             ///< `SerialNumber`
   std::string device_id;          ///< `Id.Value` as text; empty when absent
   std::string user_email;         ///< `UserEmailAddress`; empty when absent
+  std::string user_name;          ///< `UserName` (the enrollment user); empty when absent
   std::string platform;           ///< `Platform` as the UEM says it (`Apple`, `AppleOsX`…)
   std::string enrollment_status;  ///< `EnrollmentStatus`, e.g. `Enrolled`
   std::string compliance_status;  ///< `ComplianceStatus`, e.g. `Compliant`, `NonCompliant`
@@ -147,9 +148,9 @@ decision evaluate(const posture_policy& policy, const std::optional<device_recor
 
 /// Parses one device record in the UEM API's JSON shape. Required: `Udid`, `SerialNumber`,
 /// `Platform`, `EnrollmentStatus`, `ComplianceStatus` (strings) and `CompromisedStatus` (bool).
-/// Optional: `UserEmailAddress` (string or null), `Id` ({"Value": number}). A missing or
-/// wrong-typed field is an error (errc::bad_response) whose message names the field; there is
-/// never a default. Unknown fields are ignored (the UEM sends many).
+/// Optional: `UserEmailAddress` and `UserName` (string or null), `Id` ({"Value": number}). A
+/// missing or wrong-typed field is an error (errc::bad_response) whose message names the field;
+/// there is never a default. Unknown fields are ignored (the UEM sends many).
 struct record_result {
   std::optional<device_record> record;
   std::string error;  ///< set when record is empty
@@ -190,6 +191,9 @@ struct webhook_event {
   /// `CompromisedStatusChanged`, `MDMEnrollmentComplete`, `DeviceEnterpriseWipeRequested`)
   /// count too. Whatever the type, the decision comes from re-reading the device.
   bool relevant = false;
+  /// When the webhook listener finished reading the event (steady clock); zero from
+  /// parse_webhook(). posture_sync measures its actions from here.
+  clock_type::time_point received{};
 };
 /// Parses a webhook body. Fails (message set) on malformed JSON, a non-object, or no usable
 /// device identifier; wrong-typed known fields are errors too (`EventTime`: a string or a
@@ -425,6 +429,18 @@ class service {
   /// registered while the returned handle lives.
   using subscriber = std::function<void(const change&)>;
   std::shared_ptr<void> subscribe(subscriber callback);
+
+  /// A webhook event acted on, with the decision its re-read of the device produced, whether
+  /// or not the device is cached (subscribe() only sees cached devices). Not called when the
+  /// re-read failed (the event is answered 503 and the UEM retries it).
+  struct event_read {
+    webhook_event event;
+    decision_ptr decision;
+  };
+  using event_subscriber = std::function<void(const event_read&)>;
+  /// Called on the worker thread after the change subscribers, for every relevant webhook
+  /// event acted on. Must not block. Registered while the returned handle lives.
+  std::shared_ptr<void> subscribe_events(event_subscriber callback);
 
   /// Drops a device from the cache (e.g. when its last session ends), so it is no longer
   /// refreshed in the background.

@@ -274,6 +274,7 @@ class server final : public webhook_server, public std::enable_shared_from_this<
           res.body() = nlohmann_free_error(parsed.error);
           log_refusal(peer, 400, parsed.error);
         } else {
+          parsed.event->received = clock_type::now();
           // The worker re-reads the device; meanwhile this connection holds no thread.
           outcome = co_await dispatch(std::move(*parsed.event));
           answer(res, outcome);

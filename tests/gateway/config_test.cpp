@@ -428,5 +428,109 @@ vpn: {pool: 10.88.0.0/24}
                 {at(5, 6) + "vpn: the VPN forwards IPv4: egress.address needs an IPv4 address"});
 }
 
+// ---- posture_sync (issue 15) -----------------------------------------------------------------
+
+constexpr const char* gateway_head = R"(listen: ["127.0.0.1:8443"]
+tls: {cert: server.pem, key: server.key, client_ca: ca.pem}
+dtr: rules.yaml
+egress: {address: 127.0.0.2}
+)";
+
+/// A P-256 key made with OpenSSL once (the CAEP signing key the loader checks by reading it).
+constexpr const char* caep_key = R"(-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgPOEklJ84Wmuq9lc3
+0cCwHH9HBC2l2GqdDD7vkipCj76hRANCAASMnHZT1MKoyyJ5bDvewC9hYuDa3CA8
+nxJLvKDp00z3OB2Vz8IBCa+PmVDfnSvWHWfkOnClcKqfN1A13/ff/Ea3
+-----END PRIVATE KEY-----
+)";
+
+TEST_F(LoadConfig, PostureSyncFullSectionLoads) {
+  dir_.write("okta.token", "tok\n");
+  dir_.write("entra.secret", "sec\n");
+  dir_.write("caep.key", caep_key);
+  const auto c = expect_ok(std::string(gateway_head) + R"(posture_sync:
+  workers: 2
+  retry: {initial: 500ms, max: 2m}
+  okta: {org_url: "https://acme.okta.com", token_file: okta.token, clear_sessions: false}
+  entra: {tenant: contoso.example, client_id: app, client_secret_file: entra.secret, user: user_name}
+  caep:
+    receiver_url: https://acme.okta.com/security/api/v1/security-events
+    issuer: https://gw.example.com
+    audience: https://acme.okta.com
+    private_key: caep.key
+    key_id: k1
+    subject_format: caep-final
+)");
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->posture_sync);
+  const auto& p = *c->posture_sync;
+  EXPECT_EQ(p.workers, 2U);
+  EXPECT_EQ(p.retry_initial, milliseconds(500));
+  EXPECT_EQ(p.retry_max, milliseconds(120'000));
+  ASSERT_TRUE(p.okta);
+  EXPECT_TRUE(p.okta->suspend_devices);
+  EXPECT_FALSE(p.okta->clear_sessions);
+  EXPECT_TRUE(std::holds_alternative<idp::okta_ssws>(p.okta->settings.auth));
+  ASSERT_TRUE(p.entra);
+  EXPECT_EQ(p.entra->user, posture_sync_config::entra_user::user_name);
+  ASSERT_TRUE(p.caep);
+  EXPECT_EQ(p.caep->subject_format, idp::caep_subject_format::caep_final);
+  EXPECT_EQ(p.caep->key_id, "k1");
+}
+
+TEST_F(LoadConfig, PostureSyncOktaOAuthDefaultsToTheScopesItsCallsNeed) {
+  dir_.write("app.key", caep_key);
+  const auto c = expect_ok(std::string(gateway_head) + R"(posture_sync:
+  okta: {org_url: "https://acme.okta.com", oauth: {client_id: c1, private_key: app.key}}
+)");
+  ASSERT_NE(c, nullptr);
+  const auto& a = std::get<idp::okta_oauth>(c->posture_sync->okta->settings.auth);
+  EXPECT_EQ(a.scopes, "okta.devices.manage okta.users.read okta.users.manage");
+}
+
+TEST_F(LoadConfig, PostureSyncErrorsAreLocated) {
+  expect_errors(std::string(gateway_head) + R"(posture_sync:
+  retry: {initial: 10ms}
+)",
+                {at(6, 3) + "posture_sync: give okta, entra, caep or several (or leave "
+                            "posture_sync out)",
+                 at(6, 20) + "posture_sync.retry.initial: must be at least 100ms"});
+  expect_errors(std::string(gateway_head) + R"(posture_sync:
+  entra: {tenant: t, client_id: c, client_secret_file: nope.secret, user: upn}
+)",
+                {at(6, 56) + "posture_sync.entra.client_secret_file: file " +
+                     (dir_ / "nope.secret").string() + " does not exist or is not a regular file",
+                 at(6, 75) + "posture_sync.entra.user: expected email (the UEM's enrollment "
+                             "e-mail is the user principal name) or user_name"});
+}
+
+TEST_F(LoadConfig, PostureSyncRefusesAnUnusableCaepKey) {
+  dir_.write("bad.key", "not a key\n");
+  const auto r = load(std::string(gateway_head) + R"(posture_sync:
+  caep: {receiver_url: "https://r.example/e", issuer: "https://gw", audience: "https://r.example",
+         private_key: bad.key, key_id: k, subject_format: okta}
+)");
+  ASSERT_FALSE(r);
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_EQ(r.errors[0].rfind(at(6, 3) + "posture_sync: ", 0), 0U) << r.errors[0];
+}
+
+TEST_F(LoadConfig, PostureSyncScopeReadsOnlyThatSection) {
+  dir_.write("okta.token", "tok\n");
+  // No listen, tls or dtr: a separate posture-sync host's file.
+  const auto r = load_config(dir_.write("posture.yaml", R"(uem: {source: file, file: inv.yaml}
+posture_sync:
+  okta: {org_url: "https://acme.okta.com", token_file: okta.token}
+)"),
+                             load_scope::posture_sync);
+  ASSERT_TRUE(r) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_TRUE(r.value->posture_sync->okta);
+  const auto missing = load_config(dir_.write("none.yaml", "uem: {source: file, file: inv.yaml}\n"),
+                                   load_scope::posture_sync);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.errors[0].find("posture_sync: missing"), std::string::npos)
+      << missing.errors[0];
+}
+
 }  // namespace
 }  // namespace tunnelgate::gateway

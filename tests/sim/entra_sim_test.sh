@@ -2,7 +2,9 @@
 # entra-sim: the real binary driven with curl over HTTPS on loopback, answer by answer as the idp
 # contract (issue 6) promises: client credentials and their AADSTS errors, Graph named
 # locations CRUD and validation, the ROPC login check under Conditional Access (trusted named
-# locations), /ip, faults, statistics and persistence across a restart.
+# locations), /ip, faults, statistics and persistence across a restart; for posture_sync
+# (issue 15) Graph users, refresh tokens, revokeSignInSessions (AADSTS50173 afterwards) and the
+# application permissions each call needs.
 #   entra_sim_test.sh ENTRA_SIM
 set -u
 sim=$1
@@ -251,6 +253,137 @@ http DELETE "$B/_sim/stats"
 expect_json "stats reset" 'd.total === 0'
 http GET "$B/_sim/locations"
 expect_json "raw locations" "d.length === 2 && d[0].id === '$L1'"
+
+# ---- posture_sync (issue 15): users, refresh tokens, revokeSignInSessions ------------------
+cc
+TOKEN=$(jget d.access_token)
+AUTH=(-H "Authorization: Bearer $TOKEN")
+check "app token is a JWT whose roles are the default app permissions" node -e '
+  const p = JSON.parse(Buffer.from(process.argv[1].split(".")[1], "base64url"));
+  const want = ["Policy.Read.All", "Policy.ReadWrite.ConditionalAccess", "User.Read.All", "User.RevokeSessions.All"];
+  if (JSON.stringify(p.roles) !== JSON.stringify(want) || p.tid !== process.argv[2] || p.appid !== process.argv[3]) process.exit(1)' "$TOKEN" "$TENANT" "$APP"
+U="$B/v1.0/users"
+http GET "$U/alice@contoso.example" "${AUTH[@]}"
+expect_code "a --user exists in Graph" 200
+expect_json "user body" 'd["@odata.context"] === "https://graph.microsoft.com/v1.0/$metadata#users/$entity" && /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(d.id) && d.userPrincipalName === "alice@contoso.example" && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(d.signInSessionsValidFromDateTime) && "mail" in d && "displayName" in d'
+ALICE=$(jget d.id)
+valid0=$(jget d.signInSessionsValidFromDateTime)
+http GET "$U/ALICE%40Contoso.example" "${AUTH[@]}"
+expect_json "UPN lookup is case-insensitive and percent-decoded" "d.id === '$ALICE'"
+http GET "$U/$ALICE" "${AUTH[@]}" --get --data-urlencode '$select=signInSessionsValidFromDateTime'
+expect_json "by id, with \$select" "d.id === '$ALICE' && d.signInSessionsValidFromDateTime === '$valid0' && !('userPrincipalName' in d)"
+http POST "$B/_sim/users" "${JSON[@]}" -d '[{"userPrincipalName":"dave@contoso.example","mail":"dave@contoso.example","displayName":"Dave D"},{"userPrincipalName":"erin@contoso.example"}]'
+expect_code "seed users" 200
+expect_json "seeded users" 'd.length === 2 && /^[0-9a-f-]{36}$/.test(d[0].id) && d[0].displayName === "Dave D" && d[1].mail === null'
+DAVE=$(jget 'd[0].id')
+http POST "$B/_sim/users" "${JSON[@]}" -d '[{"userPrincipalName":"Dave@contoso.example"}]'
+expect_code "duplicate UPN" 400
+http GET "$U/$DAVE" "${AUTH[@]}"
+expect_json "seeded user by id" "d.userPrincipalName === 'dave@contoso.example' && d.mail === 'dave@contoso.example'"
+http GET "$U/nobody@contoso.example" "${AUTH[@]}"
+expect_code "unknown user" 404
+expect_json "unknown user body" "$(graph_err Request_ResourceNotFound) && d.error.message === \"Resource 'nobody@contoso.example' does not exist or one of its queried reference-property objects are not present.\""
+http GET "$B/_sim/users"
+expect_json "raw users" 'd.length === 4'
+
+# ROPC with offline_access returns a refresh token; the refresh_token grant redeems it
+ropc alice@contoso.example alice-pw --interface 127.0.0.2 --data-urlencode 'scope=openid offline_access'
+expect_code "ROPC with offline_access" 200
+expect_json "ROPC refresh token" 'd.refresh_token.length > 20 && d.scope === "openid offline_access"'
+R_ROPC=$(jget d.refresh_token)
+ropc alice@contoso.example alice-pw --interface 127.0.0.2
+expect_json "no offline_access, no refresh token" '!("refresh_token" in d)'
+rt() { http POST "$B/$TENANT/oauth2/v2.0/token" --data-urlencode grant_type=refresh_token --data-urlencode "client_id=$APP" --data-urlencode "refresh_token=$1"; }
+rt "$R_ROPC"
+expect_code "refresh_token grant" 200
+expect_json "refresh_token grant body" "d.token_type === 'Bearer' && d.access_token.length > 20 && d.refresh_token.length > 20 && d.refresh_token !== '$R_ROPC' && d.expires_in === 3599"
+R_CHAIN=$(jget d.refresh_token)
+http POST "$B/_sim/sessions" "${JSON[@]}" -d '{"upn":"alice@contoso.example"}'
+expect_code "session shortcut" 200
+R_BEFORE=$(jget d.refresh_token)
+http POST "$B/_sim/sessions" "${JSON[@]}" -d '{"upn":"dave@contoso.example"}'
+R_DAVE=$(jget d.refresh_token)
+http POST "$B/_sim/sessions" "${JSON[@]}" -d '{"upn":"zed@contoso.example"}'
+expect_code "session shortcut, unknown user" 404
+rt nonsense
+expect_code "unknown refresh token" 400
+expect_json "unknown refresh token body" "$(aad invalid_grant 9002313)"
+rt "$R_BEFORE"
+expect_code "refresh token before the revoke works" 200
+
+# revoke: every refresh token from an earlier sign-in dies, even one issued within the second
+http POST "$B/_sim/sessions" "${JSON[@]}" -d '{"upn":"alice@contoso.example"}'
+R_SAME=$(jget d.refresh_token)
+http POST "$U/alice@contoso.example/revokeSignInSessions" "${AUTH[@]}"
+expect_code "revokeSignInSessions" 200
+expect_json "revoke body" 'd["@odata.context"] === "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean" && d.value === true && Object.keys(d).length === 2'
+revoked="$(aad invalid_grant 50173) && d.error_description.startsWith('AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is needed.')"
+for r in R_ROPC R_CHAIN R_BEFORE R_SAME; do
+  rt "${!r}"
+  expect_code "after the revoke: $r" 400
+  expect_json "after the revoke: $r body" "$revoked"
+done
+rt "$R_DAVE"
+expect_code "another user's refresh token is untouched" 200
+http POST "$B/_sim/sessions" "${JSON[@]}" -d '{"upn":"alice@contoso.example"}'
+rt "$(jget d.refresh_token)"
+expect_code "a refresh token from a later sign-in works" 200
+ropc alice@contoso.example alice-pw --interface 127.0.0.2 --data-urlencode 'scope=openid offline_access'
+rt "$(jget d.refresh_token)"
+expect_code "a later ROPC sign-in works" 200
+http GET "$U/$ALICE" "${AUTH[@]}"
+check "signInSessionsValidFromDateTime moved ($valid0 -> $(jget d.signInSessionsValidFromDateTime))" test "$(jget d.signInSessionsValidFromDateTime)" \> "$valid0" -o "$(jget d.signInSessionsValidFromDateTime)" = "$valid0"
+http POST "$U/$DAVE/revokeSignInSessions" "${AUTH[@]}"
+expect_code "revoke by id" 200
+rt "$R_DAVE"
+expect_code "revoke by id takes effect" 400
+http POST "$U/nobody@contoso.example/revokeSignInSessions" "${AUTH[@]}"
+expect_code "revoke unknown user" 404
+expect_json "revoke unknown user body" "$(graph_err Request_ResourceNotFound)"
+http GET "$U/$ALICE/revokeSignInSessions" "${AUTH[@]}"
+expect_code "revoke needs POST" 405
+http POST "$U/$ALICE/revokeSignInSessions" -H "Authorization: Bearer $USER_TOKEN"
+expect_code "a user's token cannot revoke" 401
+
+# application permissions: a second instance with fewer roles
+start_sim entra2 "$sim" --tenant "$TENANT" --client-id "$APP" --client-secret-file "$work/secret" \
+  --user alice@contoso.example --user-password-file "$work/alice.pw" --app-permission Policy.Read.All
+B2="https://127.0.0.1:$entra2_port"
+http POST "$B2/$TENANT/oauth2/v2.0/token" --data-urlencode grant_type=client_credentials --data-urlencode "client_id=$APP" \
+  --data-urlencode client_secret=s3cret~value --data-urlencode scope=https://graph.microsoft.com/.default
+AUTH2=(-H "Authorization: Bearer $(jget d.access_token)")
+denied_graph="$(graph_err Authorization_RequestDenied) && d.error.message === 'Insufficient privileges to complete the operation.'"
+http POST "$B2/v1.0/users/alice@contoso.example/revokeSignInSessions" "${AUTH2[@]}"
+expect_code "revoke without User.RevokeSessions.All" 403
+expect_json "revoke without permission body" "$denied_graph"
+http GET "$B2/v1.0/users/alice@contoso.example" "${AUTH2[@]}"
+expect_code "read user without User.Read.All" 403
+http GET "$B2/v1.0/identity/conditionalAccess/namedLocations" "${AUTH2[@]}"
+expect_code "Policy.Read.All reads named locations" 200
+http POST "$B2/v1.0/identity/conditionalAccess/namedLocations" "${AUTH2[@]}" "${JSON[@]}" -d '{"@odata.type":"#microsoft.graph.ipNamedLocation","displayName":"x","ipRanges":[{"@odata.type":"#microsoft.graph.iPv4CidrRange","cidrAddress":"10.0.0.0/8"}]}'
+expect_code "Policy.Read.All cannot write named locations" 403
+expect_json "write without permission body" "$denied_graph"
+stop_sim entra2
+start_sim entra3 "$sim" --tenant "$TENANT" --client-id "$APP" --client-secret-file "$work/secret" \
+  --user alice@contoso.example --user-password-file "$work/alice.pw" --app-permission User.ReadWrite.All
+B3="https://127.0.0.1:$entra3_port"
+http POST "$B3/$TENANT/oauth2/v2.0/token" --data-urlencode grant_type=client_credentials --data-urlencode "client_id=$APP" \
+  --data-urlencode client_secret=s3cret~value --data-urlencode scope=https://graph.microsoft.com/.default
+AUTH3=(-H "Authorization: Bearer $(jget d.access_token)")
+http POST "$B3/v1.0/users/alice@contoso.example/revokeSignInSessions" "${AUTH3[@]}"
+expect_code "User.ReadWrite.All may revoke" 200
+http GET "$B3/v1.0/identity/conditionalAccess/namedLocations" "${AUTH3[@]}"
+expect_code "User.ReadWrite.All cannot read named locations" 403
+stop_sim entra3
+
+# faults apply to the new endpoints
+http POST "$B/_sim/faults" -d '{"fault":"status","status":503,"count":2}'
+http POST "$U/$ALICE/revokeSignInSessions" "${AUTH[@]}"
+expect_code "revoke faulted" 503
+rt "$R_DAVE"
+expect_code "refresh grant faulted" 503
+http GET "$B/_sim/faults"
+expect_json "fault used up" 'd.fault === "none"'
 
 # ---- persistence across a restart --------------------------------------------------------
 stop_sim entra

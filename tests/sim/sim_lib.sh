@@ -1,5 +1,5 @@
 # Helpers shared by the okta-sim and entra-sim tests: a test PKI, starting a simulator on port
-# 0, HTTPS requests with curl, JSON expectations with node, JWTs signed with openssl.
+# 0, HTTPS requests with curl, JSON expectations with node, JWTs signed with openssl, JWKs.
 # Source after tests/cli/lib.sh; needs $work (a fresh temp dir) and fills $pids.
 pids=()
 cleanup() {
@@ -85,14 +85,15 @@ jget() { node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1
 
 b64url() { basenc --base64url -w0 | tr -d '='; }
 
-# jwt ALG KEY.pem CLAIMS-JSON : a compact JWS signed with openssl (ES256: DER -> raw r||s)
-jwt() {
-  local alg=$1 key=$2 claims=$3 h p sig
-  h=$(printf '{"alg":"%s","typ":"JWT"}' "$alg" | b64url)
+# jws HEADER-JSON KEY.pem CLAIMS-JSON : a compact JWS signed with openssl; the header's "alg"
+# (RS256 or ES256; ES256: DER -> raw r||s) picks the signature form
+jws() {
+  local header=$1 key=$2 claims=$3 h p sig
+  h=$(printf '%s' "$header" | b64url)
   p=$(printf '%s' "$claims" | b64url)
   printf '%s.%s' "$h" "$p" >"$work/jws.in"
   openssl dgst -sha256 -sign "$key" -out "$work/jws.sig" "$work/jws.in" || return 1
-  if [ "$alg" = ES256 ]; then
+  if [[ $header == *'"ES256"'* ]]; then
     # ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }: each left-padded to 32 bytes.
     sig=$(openssl asn1parse -inform DER -in "$work/jws.sig" |
       awk -F: '/INTEGER/ { v = $NF; while (length(v) < 64) v = "0" v; printf "%s", substr(v, length(v) - 63) }' |
@@ -101,4 +102,21 @@ jwt() {
     sig=$(b64url <"$work/jws.sig")
   fi
   printf '%s.%s.%s' "$h" "$p" "$sig"
+}
+
+# jwt ALG KEY.pem CLAIMS-JSON : a compact JWS with header {"alg":ALG,"typ":"JWT"}
+jwt() { jws "$(printf '{"alg":"%s","typ":"JWT"}' "$1")" "$2" "$3"; }
+
+# jwk_rsa KID PUB.pem / jwk_ec KID PUB.pem : the public key as a JWK (RFC 7517/7518)
+jwk_rsa() {
+  local n
+  n=$(openssl rsa -pubin -in "$2" -noout -modulus | cut -d= -f2 | basenc --base16 -d | b64url)
+  printf '{"kty":"RSA","kid":"%s","use":"sig","alg":"RS256","n":"%s","e":"AQAB"}' "$1" "$n"
+}
+jwk_ec() {
+  local xy=$work/ec-xy.$$
+  openssl pkey -pubin -in "$2" -outform DER | tail -c 64 >"$xy"  # SPKI ends with 04||x||y
+  printf '{"kty":"EC","kid":"%s","crv":"P-256","x":"%s","y":"%s"}' "$1" \
+    "$(head -c 32 "$xy" | b64url)" "$(tail -c 32 "$xy" | b64url)"
+  rm -f "$xy"
 }

@@ -37,6 +37,18 @@ TEST(UemRecord, ParsesTheApiShape) {
   EXPECT_EQ(r.record->device_id, "7");
   EXPECT_EQ(r.record->user_email, "a@example.com");
   EXPECT_FALSE(r.record->compromised);
+  EXPECT_EQ(r.record->user_name, "") << "UserName is optional";
+}
+
+TEST(UemRecord, UserNameIsReadAndMustBeText) {
+  auto r = uem::parse_device_record(
+      R"({"Udid":"U","SerialNumber":"S","Platform":"Apple","UserName":"alice","EnrollmentStatus":"Enrolled","ComplianceStatus":"Compliant","CompromisedStatus":false})");
+  ASSERT_TRUE(r.record) << r.error;
+  EXPECT_EQ(r.record->user_name, "alice");
+  auto wrong = uem::parse_device_record(
+      R"({"Udid":"U","SerialNumber":"S","Platform":"Apple","UserName":7,"EnrollmentStatus":"Enrolled","ComplianceStatus":"Compliant","CompromisedStatus":false})");
+  EXPECT_FALSE(wrong.record);
+  EXPECT_NE(wrong.error.find("UserName: expected a string"), std::string::npos) << wrong.error;
 }
 
 TEST(UemRecord, MissingOrWrongTypedFieldsAreErrorsNotDefaults) {

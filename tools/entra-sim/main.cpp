@@ -1,9 +1,11 @@
 // entra-sim — serves the subset of Microsoft Entra ID that tunnelgate's idp client uses: the v2.0
 // token endpoint (client credentials; ROPC as a login check subject to Conditional Access on
-// trusted named locations) and Microsoft Graph's IP named locations, plus /ip. One HTTPS port
-// stands for both login.microsoftonline.com and graph.microsoft.com. See docs/entra-sim.md. It
-// must NOT link our libraries, so the production client is never tested against itself.
+// trusted named locations; refresh tokens) and Microsoft Graph's IP named locations, users and
+// revokeSignInSessions (posture_sync, issue 15), plus /ip. One HTTPS port stands for both
+// login.microsoftonline.com and graph.microsoft.com. See docs/entra-sim.md. It must NOT link
+// our libraries, so the production client is never tested against itself.
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <iostream>
 
 #include "sim-common/sim_common.hpp"
@@ -27,11 +29,52 @@ constexpr auto graph_json =
     "charset=utf-8";
 const std::string context_url =
     "https://graph.microsoft.com/v1.0/$metadata#identity/conditionalAccess/namedLocations";
+/// The application permissions (app roles) granted when no --app-permission is given: what the
+/// named-location sync needs, plus reading users and revoking their sessions.
+const std::vector<std::string> default_roles{"Policy.Read.All",
+                                             "Policy.ReadWrite.ConditionalAccess", "User.Read.All",
+                                             "User.RevokeSessions.All"};
 
 struct options {
   std::string listen = "127.0.0.1:0", port_file, cert, key, state, tenant, client_id, client_secret;
-  std::vector<std::string> users, user_password_files;
+  std::vector<std::string> users, user_password_files, roles;
   std::map<std::string, std::string> passwords;  // UPN (lowercase) -> password
+};
+
+/// Nanoseconds since the epoch: revocation compares issue times below the second.
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Epoch nanoseconds as ISO-8601 UTC with seconds, "2024-05-01T10:00:00Z", as Graph shows
+/// signInSessionsValidFromDateTime.
+std::string iso_seconds(std::int64_t ns) {
+  const std::time_t secs = ns / 1000000000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) buf[0] = '\0';
+  return buf;
+}
+
+/// A directory user.
+struct user {
+  std::string id, upn, mail, display_name;
+  std::int64_t valid_from_ns = 0;  // signInSessionsValidFromDateTime, kept to the nanosecond
+};
+
+/// A refresh token: whose, when the sign-in it descends from happened, and its scope.
+struct refresh_grant {
+  std::string user_id, scope;
+  std::int64_t auth_ns = 0;
+};
+
+/// A client-credentials (app) token for Graph.
+struct app_token {
+  std::int64_t expires = 0;  // epoch seconds
+  std::set<std::string> roles;
 };
 
 std::string lower(std::string s) {
@@ -84,6 +127,9 @@ class entra_sim {
                  [](const sim::exchange& x) { return x.path != "/ip"; },
                  [this](const sim::exchange& x, const sim::fault& f) { return fault_reply(x, f); },
                  [this](const sim::exchange& x) { return admin(x); }}) {
+    if (opt_.roles.empty()) opt_.roles = default_roles;
+    for (const auto& upn : opt_.users)
+      add_user(upn, "", "");
     load_state();
   }
 
@@ -150,6 +196,7 @@ class entra_sim {
     if (x.path == locations_path || x.path.rfind(std::string(locations_path) + "/", 0) == 0) {
       return locations(x);
     }
+    if (x.path.rfind("/v1.0/users/", 0) == 0) return users(x);
     const auto slash = x.path.find('/', 1);
     if (slash != std::string::npos && x.path.substr(slash) == "/oauth2/v2.0/token") {
       if (x.method != "POST") {
@@ -181,15 +228,62 @@ class entra_sim {
                          "You may have sent your authentication request to the wrong tenant.");
   }
 
-  response issue(std::string_view scope, bool for_graph) {
-    const auto value = "eyJ0eXAiOiJKV1QiLCJlbnRyYS1zaW0iOnRydWV9." + sim::random_alnum(48);
-    if (for_graph) graph_tokens_[value] = sim::epoch_now() + token_ttl;
+  /// A JWT-shaped access token (header.claims.signature) whose claims a client may read, as it
+  /// may read Entra's: `roles` lists an app token's application permissions. The signature is
+  /// random: nothing outside the sim can verify it, and the sim looks tokens up instead.
+  std::string make_token(json claims) const {
+    const auto now = sim::epoch_now();
+    claims["aud"] = "https://graph.microsoft.com";
+    claims["iss"] = "https://sts.windows.net/" + opt_.tenant + "/";
+    claims["iat"] = claims["nbf"] = now;
+    claims["exp"] = now + token_ttl;
+    claims["tid"] = opt_.tenant;
+    claims["appid"] = opt_.client_id;
+    claims["uti"] = sim::random_alnum(22);
+    const auto b64 = [](const std::string& s) {
+      auto t = sim::base64(s);
+      for (auto& c : t)
+        c = c == '+' ? '-' : c == '/' ? '_' : c;
+      while (!t.empty() && t.back() == '=')
+        t.pop_back();
+      return t;
+    };
+    return b64(R"({"typ":"JWT","alg":"RS256","kid":"entra-sim"})") + "." + b64(claims.dump()) +
+           "." + sim::random_alnum(86);
+  }
+
+  response issue(std::string_view scope, bool for_graph, const std::string& refresh = {}) {
+    std::string value;
+    if (for_graph) {
+      value = make_token({{"roles", opt_.roles}, {"sub", opt_.client_id}});
+      graph_tokens_[value] = {sim::epoch_now() + token_ttl, {opt_.roles.begin(), opt_.roles.end()}};
+    } else {
+      value = make_token({{"scp", std::string(scope)}});
+    }
     json out{{"token_type", "Bearer"},
              {"expires_in", token_ttl},
              {"ext_expires_in", token_ttl},
              {"access_token", value}};
     if (!for_graph) out["scope"] = scope;
+    if (!refresh.empty()) out["refresh_token"] = refresh;
     return server_.json_reply(200, out, "application/json; charset=utf-8");
+  }
+
+  /// A new refresh token for `u` descending from a sign-in at `auth_ns`.
+  std::string new_refresh(const user& u, const std::string& scope, std::int64_t auth_ns) {
+    auto value = "0.AX" + sim::random_alnum(120);
+    refresh_grants_[value] = {u.id, scope, auth_ns};
+    return value;
+  }
+
+  static bool has_scope(const std::string& scope, std::string_view want) {
+    std::size_t start = 0;
+    while (start <= scope.size()) {
+      const auto end = std::min(scope.find(' ', start), scope.size());
+      if (scope.compare(start, end - start, want) == 0) return true;
+      start = end + 1;
+    }
+    return false;
   }
 
   response token(const sim::exchange& x, const std::string& tenant) {
@@ -201,12 +295,13 @@ class entra_sim {
     }
     auto form = sim::parse_form(x.req.body());
     const auto grant = form["grant_type"];
-    if (grant != "client_credentials" && grant != "password") {
+    if (grant != "client_credentials" && grant != "password" && grant != "refresh_token") {
       return aad_error(400, "unsupported_grant_type", 70003,
                        "The app requested an unsupported grant type '" + grant + "'.");
     }
     if (form["client_id"] != opt_.client_id) return unknown_app(form["client_id"]);
     if (grant == "password") return password_grant(x, form);
+    if (grant == "refresh_token") return refresh_token_grant(form);
     if (!form.count("client_secret")) {
       return aad_error(401, "invalid_client", 7000218,
                        "The request body must contain the following parameter: "
@@ -247,7 +342,37 @@ class entra_sim {
                        "Access has been blocked by Conditional Access policies. The access "
                        "policy does not allow token issuance.");
     }
-    return issue(form["scope"].empty() ? "openid" : form["scope"], false);
+    const auto scope = form["scope"].empty() ? std::string("openid") : form["scope"];
+    const user* u = find_user(form["username"]);
+    const auto refresh = u != nullptr && has_scope(scope, "offline_access")
+                             ? new_refresh(*u, scope, now_ns())
+                             : std::string();
+    return issue(scope, false, refresh);
+  }
+
+  /// grant_type=refresh_token: valid while the sign-in it descends from is newer than the
+  /// user's signInSessionsValidFromDateTime (revokeSignInSessions moves that to now). A
+  /// redeemed token keeps working, and the new one descends from the same sign-in.
+  response refresh_token_grant(std::map<std::string, std::string>& form) {
+    const auto it = refresh_grants_.find(form["refresh_token"]);
+    const user* u = it == refresh_grants_.end() ? nullptr : find_user(it->second.user_id);
+    if (u == nullptr) {
+      return aad_error(400, "invalid_grant", 9002313,
+                       "Invalid request. Request is malformed or invalid.");
+    }
+    if (it->second.auth_ns <= u->valid_from_ns) {
+      return aad_error(400, "invalid_grant", 50173,
+                       "The provided grant has expired due to it being revoked, a fresh auth "
+                       "token is needed. The user might have changed or reset their password. "
+                       "The grant was issued on '" +
+                           iso_seconds(it->second.auth_ns) +
+                           "' and the TokensValidFrom date (before which tokens are not valid) "
+                           "for this user is '" +
+                           iso_seconds(u->valid_from_ns) + "'.");
+    }
+    const auto grant = it->second;  // new_refresh may rehash the map
+    const auto refresh = new_refresh(*u, grant.scope, grant.auth_ns);
+    return issue(grant.scope, false, refresh);
   }
 
   bool trusted(const std::string& addr) const {
@@ -263,17 +388,23 @@ class entra_sim {
 
   // ---- Graph: named locations ---------------------------------------------------------------
 
-  std::optional<response> authorize(const sim::exchange& x) const {
+  /// nullopt when the caller holds a live app token with one of `roles`; else 401 or 403.
+  std::optional<response> authorize(const sim::exchange& x,
+                                    std::initializer_list<const char*> roles) const {
     const auto a = x.req.find(http::field::authorization);
     const std::string v = a == x.req.end() ? std::string() : std::string(a->value());
     std::string why;
     if (v.rfind("Bearer ", 0) != 0 || v.size() == 7) {
       why = "Access token is empty.";
     } else if (const auto it = graph_tokens_.find(v.substr(7));
-               it == graph_tokens_.end() || it->second <= sim::epoch_now()) {
+               it == graph_tokens_.end() || it->second.expires <= sim::epoch_now()) {
       why = "Access token validation failure. Invalid or expired token.";
     } else {
-      return std::nullopt;
+      for (const char* r : roles) {
+        if (it->second.roles.count(r)) return std::nullopt;
+      }
+      return graph_error(x, 403, "Authorization_RequestDenied",
+                         "Insufficient privileges to complete the operation.");
     }
     auto res = graph_error(x, 401, "InvalidAuthenticationToken", why);
     res.set(http::field::www_authenticate,
@@ -329,7 +460,11 @@ class entra_sim {
   }
 
   response locations(const sim::exchange& x) {
-    if (auto denied = authorize(x)) return std::move(*denied);
+    if (auto denied = x.method == "GET"
+                          ? authorize(x, {"Policy.Read.All", "Policy.ReadWrite.ConditionalAccess"})
+                          : authorize(x, {"Policy.ReadWrite.ConditionalAccess"})) {
+      return std::move(*denied);
+    }
     const std::string base(locations_path);
     const auto id = x.path.size() > base.size() + 1 ? x.path.substr(base.size() + 1) : "";
     json body;
@@ -410,6 +545,114 @@ class entra_sim {
     return server_.json_reply(200, {{"@odata.context", context_url}, {"value", value}}, graph_json);
   }
 
+  // ---- Graph: users and revokeSignInSessions ------------------------------------------------
+
+  user* find_user(const std::string& id_or_upn) {
+    const auto folded = lower(id_or_upn);
+    for (auto& u : users_) {
+      if (u.id == folded || lower(u.upn) == folded) return &u;
+    }
+    return nullptr;
+  }
+
+  /// Adds a user (created now: sign-ins from now on are valid); "" when added, else why not.
+  std::string add_user(const std::string& upn, const std::string& mail,
+                       const std::string& display_name) {
+    if (upn.empty() || upn.find('@') == std::string::npos) {
+      return "userPrincipalName must look like name@domain, got \"" + upn + "\"";
+    }
+    if (find_user(upn) != nullptr) return "a user " + upn + " exists already";
+    users_.push_back({sim::random_guid(), upn, mail, display_name, now_ns()});
+    return {};
+  }
+
+  static json user_json(const user& u) {
+    const auto opt = [](const std::string& s) { return s.empty() ? json() : json(s); };
+    return {{"id", u.id},
+            {"userPrincipalName", u.upn},
+            {"mail", opt(u.mail)},
+            {"displayName", opt(u.display_name)},
+            {"signInSessionsValidFromDateTime", iso_seconds(u.valid_from_ns)}};
+  }
+
+  response users(const sim::exchange& x) {
+    const std::string base = "/v1.0/users/";
+    auto rest = x.path.substr(base.size());
+    const auto slash = rest.find('/');
+    const auto action = slash == std::string::npos ? std::string() : rest.substr(slash);
+    auto key = rest.substr(0, slash);
+    // A path segment: '+' is a literal plus (it may appear in a UPN), not a space.
+    std::string protected_key;
+    for (const char c : key)
+      protected_key += c == '+' ? std::string("%2B") : std::string(1, c);
+    key = sim::url_decode(protected_key);
+    if (action == "/revokeSignInSessions") {
+      if (x.method != "POST") return graph_error(x, 405, "MethodNotAllowed", "Method not allowed.");
+      if (auto denied = authorize(
+              x, {"User.RevokeSessions.All", "User.ReadWrite.All", "Directory.ReadWrite.All"})) {
+        return std::move(*denied);
+      }
+    } else if (action.empty()) {
+      if (x.method != "GET") return graph_error(x, 405, "MethodNotAllowed", "Method not allowed.");
+      if (auto denied = authorize(x, {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All",
+                                      "Directory.ReadWrite.All"})) {
+        return std::move(*denied);
+      }
+    } else {
+      return graph_error(x, 400, "BadRequest",
+                         "Resource not found for the segment '" + action.substr(1) + "'.");
+    }
+    user* u = find_user(key);
+    if (u == nullptr) {
+      return graph_error(x, 404, "Request_ResourceNotFound",
+                         "Resource '" + key +
+                             "' does not exist or one of its queried reference-property objects "
+                             "are not present.");
+    }
+    if (!action.empty()) {
+      u->valid_from_ns = now_ns();
+      return server_.json_reply(
+          200,
+          {{"@odata.context", "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean"},
+           {"value", true}},
+          graph_json);
+    }
+    auto out = user_json(*u);
+    auto q = sim::parse_form(x.query);
+    if (q.count("$select")) {  // only the properties asked for (id always)
+      json picked{{"id", u->id}};
+      std::size_t start = 0;
+      const auto& sel = q["$select"];
+      while (start <= sel.size()) {
+        const auto end = std::min(sel.find(',', start), sel.size());
+        const auto name = sel.substr(start, end - start);
+        if (out.contains(name)) picked[name] = out[name];
+        start = end + 1;
+      }
+      out = std::move(picked);
+    }
+    out["@odata.context"] = "https://graph.microsoft.com/v1.0/$metadata#users/$entity";
+    return server_.json_reply(200, out, graph_json);
+  }
+
+  response seed_users(const sim::exchange& x) {
+    const auto body = json::parse(x.req.body(), nullptr, false);
+    if (!body.is_array()) return server_.json_reply(400, {{"error", "expected a JSON array"}});
+    json out = json::array();
+    for (const auto& in : body) {
+      const auto get = [&](const char* k) {
+        return in.is_object() && in.contains(k) && in[k].is_string() ? in[k].get<std::string>()
+                                                                     : std::string();
+      };
+      if (auto bad = add_user(get("userPrincipalName"), get("mail"), get("displayName"));
+          !bad.empty()) {
+        return server_.json_reply(400, {{"error", bad}, {"created", out}});
+      }
+      out.push_back(user_json(users_.back()));
+    }
+    return server_.json_reply(200, out);
+  }
+
   // ---- state and admin --------------------------------------------------------------------
 
   void load_state() {
@@ -440,13 +683,37 @@ class entra_sim {
     if (x.path == "/_sim/locations" && x.method == "GET") {
       return server_.json_reply(200, locations_);
     }
+    if (x.path == "/_sim/users") {
+      if (x.method == "POST") return seed_users(x);
+      json out = json::array();
+      for (const auto& u : users_)
+        out.push_back(user_json(u));
+      return server_.json_reply(200, out);
+    }
+    if (x.path == "/_sim/sessions" && x.method == "POST") {
+      // A sign-in that left a refresh token, without going through ROPC.
+      const auto body = json::parse(x.req.body(), nullptr, false);
+      const auto upn = body.is_object() && body.contains("upn") && body["upn"].is_string()
+                           ? body["upn"].get<std::string>()
+                           : std::string();
+      const user* u = find_user(upn);
+      if (u == nullptr) {
+        return server_.json_reply(
+            404, {{"error", "no user \"" + upn + "\" (--user or POST /_sim/users)"}});
+      }
+      return server_.json_reply(
+          200, {{"refresh_token", new_refresh(*u, "openid offline_access", now_ns())},
+                {"userId", u->id}});
+    }
     return std::nullopt;
   }
 
   options opt_;
   sim::server server_;
-  std::map<std::string, std::int64_t> graph_tokens_;  // token -> expiry (epoch seconds)
-  std::vector<json> locations_;                       // in creation order
+  std::map<std::string, app_token> graph_tokens_;
+  std::vector<json> locations_;  // in creation order
+  std::vector<user> users_;      // in creation order
+  std::map<std::string, refresh_grant> refresh_grants_;
 };
 
 }  // namespace
@@ -467,7 +734,11 @@ int main(int argc, char** argv) {
       "client-secret-file", po::value(&secret_file)->required(), "its client secret (file)")(
       "user", po::value(&o.users)->composing(), "a user (UPN) for the login check (repeatable)")(
       "user-password-file", po::value(&o.user_password_files)->composing(),
-      "the password of the --user at the same position (file)");
+      "the password of the --user at the same position (file)")(
+      "app-permission", po::value(&o.roles)->composing(),
+      "an application permission (app role) of the app's Graph tokens (repeatable; default "
+      "Policy.Read.All Policy.ReadWrite.ConditionalAccess User.Read.All "
+      "User.RevokeSessions.All)");
   try {
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);

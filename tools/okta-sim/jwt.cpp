@@ -74,43 +74,51 @@ key_ptr load_public_key(const std::string& path) {
   return out;
 }
 
-std::string verify_jws(std::string_view token, const std::vector<key_ptr>& keys,
-                       nlohmann::json& claims) {
-  nlohmann::json header, payload;
+std::optional<jws> parse_jws(std::string_view token) {
   const auto dot1 = token.find('.');
   const auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
   if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos) {
-    return "The client_assertion token is malformed.";
+    return std::nullopt;
   }
   const auto header_text = sim::base64url_decode(token.substr(0, dot1));
   const auto claims_text = sim::base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
-  const auto sig = sim::base64url_decode(token.substr(dot2 + 1));
-  if (header_text) header = nlohmann::json::parse(*header_text, nullptr, false);
-  if (claims_text) payload = nlohmann::json::parse(*claims_text, nullptr, false);
-  if (!sig || !header.is_object() || !payload.is_object()) {
-    return "The client_assertion token is malformed.";
-  }
-  const auto alg = header.contains("alg") && header["alg"].is_string()
-                       ? header["alg"].get<std::string>()
-                       : std::string();
-  int want = 0;
-  std::string der;
+  auto sig = sim::base64url_decode(token.substr(dot2 + 1));
+  if (!header_text || !claims_text || !sig) return std::nullopt;
+  jws out;
+  out.header = nlohmann::json::parse(*header_text, nullptr, false);
+  out.claims = nlohmann::json::parse(*claims_text, nullptr, false);
+  if (!out.header.is_object() || !out.claims.is_object()) return std::nullopt;
+  out.signing_input = std::string(token.substr(0, dot2));
+  out.signature = std::move(*sig);
+  return out;
+}
+
+bool verify_signature(std::string_view alg, EVP_PKEY* key, std::string_view input,
+                      std::string_view signature) {
   if (alg == "RS256") {
-    want = EVP_PKEY_RSA;
-  } else if (alg == "ES256") {
-    want = EVP_PKEY_EC;
-    der = es256_to_der(*sig);
-    if (der.empty()) {
-      return "The client_assertion signature is invalid.";
-    }
-  } else {
+    return EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA && verify_with(key, input, signature);
+  }
+  if (alg == "ES256") {
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC || !is_p256(key)) return false;
+    const auto der = es256_to_der(signature);
+    return !der.empty() && verify_with(key, input, der);
+  }
+  return false;
+}
+
+std::string verify_jws(std::string_view token, const std::vector<key_ptr>& keys,
+                       nlohmann::json& claims) {
+  auto t = parse_jws(token);
+  if (!t) return "The client_assertion token is malformed.";
+  const auto alg = t->header.contains("alg") && t->header["alg"].is_string()
+                       ? t->header["alg"].get<std::string>()
+                       : std::string();
+  if (alg != "RS256" && alg != "ES256") {
     return "The client_assertion token has an unsupported alg '" + alg + "'.";
   }
-  const auto signed_part = token.substr(0, dot2);
   for (const auto& k : keys) {
-    if (EVP_PKEY_get_base_id(k.get()) != want) continue;
-    if (verify_with(k.get(), signed_part, want == EVP_PKEY_EC ? der : *sig)) {
-      claims = std::move(payload);
+    if (verify_signature(alg, k.get(), t->signing_input, t->signature)) {
+      claims = std::move(t->claims);
       return {};
     }
   }

@@ -1,11 +1,15 @@
 // okta-sim — serves the subset of the Okta API that tunnelgate's idp client uses (network
 // zones, the org authorization server's client-credentials grant with private_key_jwt, SSWS
-// tokens), a login check that honours the zones, and /ip. See docs/okta-sim.md. It must NOT
-// link our libraries, so the production client is never tested against itself.
+// tokens), a login check that honours the zones, and /ip; for posture_sync (issue 15) also
+// devices and their lifecycle, users, user sessions with OAuth refresh tokens, and an SSF
+// receiver for CAEP SETs. See docs/okta-sim.md. It must NOT link our libraries, so the
+// production client is never tested against itself.
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <iostream>
 
 #include "okta-sim/jwt.hpp"
+#include "okta-sim/ssf.hpp"
 #include "sim-common/sim_common.hpp"
 
 namespace {
@@ -19,12 +23,80 @@ constexpr long token_ttl = 3600;
 constexpr long rate_limit = 600;  // per minute, as reported in X-Rate-Limit-Limit
 constexpr std::size_t zone_limit = 150, blocklist_limit = 1000;
 constexpr auto jwt_bearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+constexpr long page_max = 200;           // devices and users: default and largest page
+constexpr std::size_t history_max = 64;  // device status snapshots kept for --search-lag-ms
 const std::set<std::string> granted_scopes{"okta.networkZones.manage", "okta.networkZones.read",
-                                           "okta.policies.manage", "okta.policies.read"};
+                                           "okta.policies.manage",     "okta.policies.read",
+                                           "okta.devices.read",        "okta.devices.manage",
+                                           "okta.users.read",          "okta.users.manage"};
+const std::set<std::string> device_statuses{"CREATED", "ACTIVE", "SUSPENDED", "DEACTIVATED"};
+const std::set<std::string> platforms{"IOS", "ANDROID", "WINDOWS", "MACOS"};
+const std::set<std::string> user_statuses{"STAGED",    "PROVISIONED",      "ACTIVE",
+                                          "RECOVERY",  "PASSWORD_EXPIRED", "LOCKED_OUT",
+                                          "SUSPENDED", "DEPROVISIONED"};
 
 struct options {
   std::string listen = "127.0.0.1:0", port_file, cert, key, state, issuer, client_id;
   std::vector<std::string> token_files, public_keys;
+  okta::ssf_options ssf;
+  long search_lag_ms = 0;
+};
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+/// Percent-encoding for a query value (RFC 3986 unreserved characters kept).
+std::string url_encode(std::string_view s) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += ch;
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+/// A JSON string member, or "" when absent or not a string.
+std::string str(const json& j, const char* k) {
+  const auto it = j.find(k);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+/// The value of a dotted path ("profile.udid") as a string; "" when absent.
+std::string field_value(const json& obj, const std::string& path) {
+  const json* cur = &obj;
+  std::size_t start = 0;
+  for (;;) {
+    const auto dot = path.find('.', start);
+    const auto key = path.substr(start, dot - start);
+    if (!cur->is_object() || !cur->contains(key)) return {};
+    cur = &(*cur)[key];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return cur->is_string() ? cur->get<std::string>() : std::string();
+}
+
+/// One Okta user access token issued by the refresh_token grant.
+struct user_access_token {
+  std::string user_id, refresh_token;
+  std::int64_t expires = 0;
+  bool active = true;
 };
 
 struct access_token {
@@ -47,14 +119,16 @@ std::vector<std::string> split_spaces(std::string_view s) {
   return out;
 }
 
-/// One clause of Okta's zone filter: `id eq "..."` or `usage eq "..."`.
+/// One clause of an Okta filter or search expression: `FIELD eq "VALUE"`.
 struct clause {
   std::string field, value;
 };
+using expression = std::vector<std::vector<clause>>;  // OR of AND groups
 
-/// `A or B and C ...` as OR of AND groups; nullopt when not understood. By hand rather than
-/// with std::regex, whose GCC 12 code trips -Wmaybe-uninitialized in the sanitizer build.
-std::optional<std::vector<std::vector<clause>>> parse_filter(const std::string& f) {
+/// `A or B and C ...` (each `FIELD eq "VALUE"` with FIELD in `fields`) as OR of AND groups;
+/// nullopt when not understood. By hand rather than with std::regex, whose GCC 12 code trips
+/// -Wmaybe-uninitialized in the sanitizer build.
+std::optional<expression> parse_filter(const std::string& f, const std::set<std::string>& fields) {
   struct token {
     bool quoted;
     std::string text;
@@ -79,8 +153,8 @@ std::optional<std::vector<std::vector<clause>>> parse_filter(const std::string& 
   for (std::size_t k = 0;;) {
     if (k + 3 > toks.size()) return std::nullopt;
     const auto &field = toks[k], &op = toks[k + 1], &value = toks[k + 2];
-    if (field.quoted || (field.text != "id" && field.text != "usage") || op.quoted ||
-        op.text != "eq" || !value.quoted) {
+    if (field.quoted || !fields.count(field.text) || op.quoted || op.text != "eq" ||
+        !value.quoted) {
       return std::nullopt;
     }
     out.back().push_back({field.text, value.text});
@@ -90,6 +164,19 @@ std::optional<std::vector<std::vector<clause>>> parse_filter(const std::string& 
     if (toks[k].text == "or") out.emplace_back();
     ++k;
   }
+}
+
+/// Whether `obj` satisfies `e`; fields in `folded` compare case-insensitively.
+bool matches(const json& obj, const expression& e, const std::set<std::string>& folded = {}) {
+  for (const auto& group : e) {
+    bool all = true;
+    for (const auto& c : group) {
+      const auto v = field_value(obj, c.field);
+      all = all && (folded.count(c.field) ? lower(v) == lower(c.value) : v == c.value);
+    }
+    if (all) return true;
+  }
+  return false;
 }
 
 class okta_sim {
@@ -117,6 +204,9 @@ class okta_sim {
     if (!keys_.empty() && opt_.client_id.empty()) {
       throw std::runtime_error("--client-public-key needs --client-id");
     }
+    if (opt_.search_lag_ms < 0) throw std::runtime_error("--search-lag-ms must be >= 0");
+    ssf_.emplace(opt_.ssf, issuer_);
+    user_type_ = "oty" + sim::random_alnum(17);
     load_state();
   }
 
@@ -139,8 +229,18 @@ class okta_sim {
                       json::array({{{"errorSummary", cause}}}));
   }
 
-  response not_found(const std::string& id) const {
-    return okta_error(404, "E0000007", "Not found: Resource not found: " + id + " (NetworkZone)");
+  response not_found(const std::string& id, const std::string& kind = "NetworkZone") const {
+    return okta_error(404, "E0000007", "Not found: Resource not found: " + id + " (" + kind + ")");
+  }
+
+  response no_content() const {
+    response res{http::status::no_content, 11};
+    res.set(http::field::server, "okta-sim");
+    return res;
+  }
+
+  response bad_method() const {
+    return okta_error(405, "E0000022", "The endpoint does not support the provided HTTP method");
   }
 
   response oauth_error(unsigned status, const std::string& error, const std::string& desc) const {
@@ -193,7 +293,17 @@ class okta_sim {
                           "The endpoint does not support the provided HTTP method");
       return token(x);
     }
+    if (x.path == "/oauth2/v1/introspect") {
+      if (x.method != "POST") return bad_method();
+      return introspect(x);
+    }
     if (x.path == "/api/v1/zones" || x.path.rfind("/api/v1/zones/", 0) == 0) return zones(x);
+    if (x.path == "/api/v1/devices" || x.path.rfind("/api/v1/devices/", 0) == 0) return devices(x);
+    if (x.path == "/api/v1/users" || x.path.rfind("/api/v1/users/", 0) == 0) return users(x);
+    if (x.path == "/security/api/v1/security-events") {
+      if (x.method != "POST") return bad_method();
+      return security_event(x);
+    }
     return okta_error(404, "E0000007", "Not found: Resource not found: " + x.path + " (Endpoint)");
   }
 
@@ -240,10 +350,11 @@ class okta_sim {
 
   response token(const sim::exchange& x) {
     auto form = sim::parse_form(x.req.body());
+    if (form["grant_type"] == "refresh_token") return refresh_grant(form);
     if (form["grant_type"] != "client_credentials") {
       return oauth_error(400, "unsupported_grant_type",
                          "The authorization grant type is not supported by the authorization "
-                         "server. Configured grant types: [client_credentials].");
+                         "server. Configured grant types: [client_credentials, refresh_token].");
     }
     if (opt_.client_id.empty() || keys_.empty()) {
       return oauth_error(401, "invalid_client", "No service app is configured (--client-id).");
@@ -326,8 +437,10 @@ class okta_sim {
                                     {"scope", scope_text}});
   }
 
-  /// nullopt when the caller may go on; else the 401/403 answer.
-  std::optional<response> authorize(const sim::exchange& x, bool write) const {
+  /// nullopt when the caller may go on (an SSWS token, or a bearer token holding one of
+  /// `scopes`); else the 401/403 answer.
+  std::optional<response> authorize(const sim::exchange& x,
+                                    std::initializer_list<const char*> scopes) const {
     const auto a = x.req.find(http::field::authorization);
     const std::string v = a == x.req.end() ? std::string() : std::string(a->value());
     const auto invalid = [&] { return okta_error(401, "E0000011", "Invalid token provided"); };
@@ -338,9 +451,8 @@ class okta_sim {
     if (v.rfind("Bearer ", 0) != 0) return invalid();
     const auto it = tokens_.find(v.substr(7));
     if (it == tokens_.end() || it->second.expires <= sim::epoch_now()) return invalid();
-    const auto& s = it->second.scopes;
-    if (s.count("okta.networkZones.manage") || (!write && s.count("okta.networkZones.read"))) {
-      return std::nullopt;
+    for (const char* s : scopes) {
+      if (it->second.scopes.count(s)) return std::nullopt;
     }
     return okta_error(403, "E0000006",
                       "You do not have permission to perform the requested action");
@@ -413,7 +525,11 @@ class okta_sim {
 
   response zones(const sim::exchange& x) {
     const bool write = x.method != "GET";
-    if (auto denied = authorize(x, write)) return std::move(*denied);
+    if (auto denied = write
+                          ? authorize(x, {"okta.networkZones.manage"})
+                          : authorize(x, {"okta.networkZones.manage", "okta.networkZones.read"})) {
+      return std::move(*denied);
+    }
     const auto rest = x.path.size() > 14 ? x.path.substr(14) : std::string();  // after /zones/
     const auto slash = rest.find('/');
     const auto id = rest.substr(0, slash);
@@ -492,34 +608,501 @@ class okta_sim {
 
   response list(const sim::exchange& x) {
     auto q = sim::parse_form(x.query);
-    std::optional<std::vector<std::vector<clause>>> filter;
+    std::optional<expression> filter;
     if (!q["filter"].empty()) {
-      filter = parse_filter(q["filter"]);
+      filter = parse_filter(q["filter"], {"id", "usage"});
       if (!filter) return okta_error(400, "E0000031", "Invalid search criteria.");
     }
-    long limit = -1;
-    if (!q["limit"].empty()) {
+    std::vector<const json*> found;
+    for (const auto& z : zones_) {
+      if (!filter || matches(z, *filter)) found.push_back(&z);
+    }
+    return page(x, found, -1, [this](const std::string& id) {
+      for (std::size_t i = 0; i < zones_.size(); ++i) {
+        if (zones_[i].value("id", "") == id) return static_cast<long>(i);
+      }
+      return -1L;
+    });
+  }
+
+  /// One page of `found` (in store order) with Okta's pagination: `limit` (default
+  /// `default_limit`, -1 = all) items after the `after` cursor (the id of the last item of the
+  /// previous page; `position` maps an id to its store index), a `Link: <…>; rel="self"` header
+  /// and, when more follow, a second, separate `Link: <…>; rel="next"` header, as Okta sends them.
+  response page(const sim::exchange& x, const std::vector<const json*>& found, long default_limit,
+                const std::function<long(const std::string&)>& position) const {
+    auto q = sim::parse_form(x.query);
+    long limit = default_limit;
+    if (q.count("limit") && !q["limit"].empty()) {
       try {
-        limit = std::stol(q["limit"]);
+        std::size_t used = 0;
+        limit = std::stol(q["limit"], &used);
+        if (used != q["limit"].size() || limit < 1) throw std::invalid_argument("limit");
       } catch (const std::exception&) {
-        return validation_error("limit", "limit: not a number");
+        return validation_error("limit", "limit: must be a positive number");
+      }
+      if (default_limit > 0) limit = std::min(limit, page_max);
+    }
+    long start_after = -1;
+    if (q.count("after") && !q["after"].empty()) {
+      start_after = position(q["after"]);
+      if (start_after < 0) {
+        return validation_error("after", "after: unknown cursor " + q["after"] +
+                                             " (take it from the Link rel=\"next\" header)");
       }
     }
     json out = json::array();
-    for (const auto& z : zones_) {
-      bool match = !filter;
-      for (const auto& group : filter ? *filter : std::vector<std::vector<clause>>{}) {
-        bool all = true;
-        for (const auto& c : group)
-          all = all && z.value(c.field, "") == c.value;
-        match = match || all;
+    const json* last = nullptr;
+    bool more = false;
+    for (const auto* item : found) {
+      if (start_after >= 0 && position((*item).value("id", "")) <= start_after) continue;
+      if (limit >= 0 && static_cast<long>(out.size()) >= limit) {
+        more = true;
+        break;
       }
-      if (match && (limit < 0 || static_cast<long>(out.size()) < limit)) out.push_back(z);
+      out.push_back(*item);
+      last = item;
     }
     auto res = server_.json_reply(200, out);
-    res.set(http::field::link,
-            "<" + issuer_ + x.path + (x.query.empty() ? "" : "?" + x.query) + ">; rel=\"self\"");
+    res.insert(http::field::link,
+               "<" + issuer_ + x.path + (x.query.empty() ? "" : "?" + x.query) + ">; rel=\"self\"");
+    if (more && last != nullptr) {
+      q["after"] = last->value("id", "");
+      q["limit"] = std::to_string(limit);
+      std::string query;
+      for (const auto& [k, v] : q) {
+        if (!v.empty() || k == "after")
+          query += (query.empty() ? "" : "&") + k + "=" + url_encode(v);
+      }
+      res.insert(http::field::link, "<" + issuer_ + x.path + "?" + query + ">; rel=\"next\"");
+    }
     return res;
+  }
+
+  // ---- devices ------------------------------------------------------------------------------
+
+  /// A device and the status snapshots the search index still shows (--search-lag-ms).
+  struct device {
+    json obj = json::object();  // current, as GET /api/v1/devices/{id} shows it
+    std::vector<std::pair<std::int64_t, json>> history;  // (epoch ms it became current, object)
+  };
+
+  void set_device_links(json& d) const {
+    const auto self = issuer_ + "/api/v1/devices/" + d.value("id", "");
+    const auto status = d.value("status", "");
+    const auto post = [&](const char* op) {
+      return json{{"href", self + "/lifecycle/" + op}, {"hints", {{"allow", {"POST"}}}}};
+    };
+    json links{{"self", {{"href", self}, {"hints", {{"allow", {"GET", "PATCH", "PUT"}}}}}},
+               {"users", {{"href", self + "/users"}, {"hints", {{"allow", {"GET"}}}}}}};
+    if (status == "ACTIVE") {
+      links["suspend"] = post("suspend");
+      links["deactivate"] = post("deactivate");
+    } else if (status == "SUSPENDED") {
+      links["unsuspend"] = post("unsuspend");
+      links["deactivate"] = post("deactivate");
+    } else {
+      links["activate"] = post("activate");
+    }
+    d["_links"] = std::move(links);
+  }
+
+  device* find_device(const std::string& id) {
+    for (auto& d : devices_) {
+      if (d.obj.value("id", "") == id) return &d;
+    }
+    return nullptr;
+  }
+
+  long device_position(const std::string& id) const {
+    for (std::size_t i = 0; i < devices_.size(); ++i) {
+      if (devices_[i].obj.value("id", "") == id) return static_cast<long>(i);
+    }
+    return -1;
+  }
+
+  /// What the (eventually consistent) search index shows of `d`: the newest snapshot at least
+  /// --search-lag-ms old. Snapshots older than that one are dropped.
+  const json& indexed(device& d, std::int64_t now) const {
+    const auto horizon = now - opt_.search_lag_ms;
+    while (d.history.size() > 1 && d.history[1].first <= horizon)
+      d.history.erase(d.history.begin());
+    return d.history.front().first <= horizon ? d.history.front().second : d.obj;
+  }
+
+  void set_device_status(device& d, const std::string& status) {
+    d.obj["status"] = status;
+    d.obj["lastUpdated"] = sim::iso_now(3);
+    set_device_links(d.obj);
+    d.history.emplace_back(now_ms(), d.obj);
+    if (d.history.size() > history_max) d.history.erase(d.history.begin());
+  }
+
+  response devices(const sim::exchange& x) {
+    const bool read = x.method == "GET";
+    if (auto denied = read ? authorize(x, {"okta.devices.read", "okta.devices.manage"})
+                           : authorize(x, {"okta.devices.manage"})) {
+      return std::move(*denied);
+    }
+    const std::string base = "/api/v1/devices";
+    if (x.path == base) {
+      if (!read) return bad_method();
+      return list_devices(x);
+    }
+    const auto rest = x.path.substr(base.size() + 1);
+    const auto slash = rest.find('/');
+    const auto id = rest.substr(0, slash);
+    const auto action = slash == std::string::npos ? std::string() : rest.substr(slash);
+    device* d = find_device(id);
+    if (d == nullptr) return not_found(id, "Device");
+    if (action.empty()) {
+      if (x.method == "GET") return server_.json_reply(200, d->obj);
+      if (x.method != "DELETE") return bad_method();
+      if (d->obj["status"] != "DEACTIVATED") {
+        return validation_error("status",
+                                "status: only a DEACTIVATED device can be deleted; it is " +
+                                    d->obj["status"].get<std::string>());
+      }
+      devices_.erase(devices_.begin() + (d - devices_.data()));
+      return no_content();
+    }
+    // lifecycle operation -> (statuses it may start from, status it leads to)
+    static const std::map<std::string, std::pair<std::set<std::string>, std::string>> ops{
+        {"/lifecycle/suspend", {{"ACTIVE"}, "SUSPENDED"}},
+        {"/lifecycle/unsuspend", {{"SUSPENDED"}, "ACTIVE"}},
+        {"/lifecycle/deactivate", {{"ACTIVE", "SUSPENDED"}, "DEACTIVATED"}},
+        {"/lifecycle/activate", {{"CREATED", "DEACTIVATED"}, "ACTIVE"}}};
+    const auto op = ops.find(action);
+    if (op == ops.end()) return not_found(x.path, "Endpoint");
+    if (x.method != "POST") return bad_method();
+    const auto status = d->obj["status"].get<std::string>();
+    if (!op->second.first.count(status)) {
+      std::string need;
+      for (const auto& st : op->second.first)
+        need += (need.empty() ? "" : " or ") + st;
+      return validation_error("status", "status: the device is " + status + "; " +
+                                            action.substr(11) + " needs a device that is " + need);
+    }
+    set_device_status(*d, op->second.second);
+    return no_content();
+  }
+
+  response list_devices(const sim::exchange& x) {
+    auto q = sim::parse_form(x.query);
+    std::optional<expression> search;
+    if (q.count("search")) {
+      search = parse_filter(q["search"], {"id", "status", "profile.udid", "profile.serialNumber",
+                                          "profile.displayName", "profile.platform"});
+      if (!search) return okta_error(400, "E0000031", "Invalid search criteria.");
+    }
+    // A search reads the lagging index; a plain list reads the current objects.
+    const auto now = now_ms();
+    std::vector<const json*> found;
+    for (auto& d : devices_) {
+      const json& view = search ? indexed(d, now) : d.obj;
+      if (!search || matches(view, *search)) found.push_back(&view);
+    }
+    return page(x, found, page_max, [this](const std::string& id) { return device_position(id); });
+  }
+
+  /// POST /_sim/devices: seeds devices as Okta Verify enrollment would create them.
+  response seed_devices(const sim::exchange& x) {
+    const auto body = json::parse(x.req.body(), nullptr, false);
+    if (!body.is_array()) return server_.json_reply(400, {{"error", "expected a JSON array"}});
+    std::vector<device> made;
+    for (const auto& in : body) {
+      if (!in.is_object()) return server_.json_reply(400, {{"error", "each device is an object"}});
+      const auto status = in.contains("status") ? str(in, "status") : std::string("ACTIVE");
+      if (!device_statuses.count(status)) {
+        return server_.json_reply(
+            400, {{"error", "status must be CREATED, ACTIVE, SUSPENDED or DEACTIVATED"}});
+      }
+      if (!platforms.count(str(in, "platform")) || str(in, "displayName").empty()) {
+        return server_.json_reply(400,
+                                  {{"error",
+                                    "each device needs a displayName and a platform (IOS, ANDROID, "
+                                    "WINDOWS or MACOS): " +
+                                        in.dump()}});
+      }
+      const auto id = "guo" + sim::random_alnum(17);
+      json profile{{"displayName", str(in, "displayName")}, {"platform", str(in, "platform")}};
+      // Okta leaves out the optional profile properties a device did not report.
+      for (const char* k :
+           {"manufacturer", "model", "osVersion", "serialNumber", "udid", "sid", "imei", "meid"}) {
+        if (!in.contains(k)) continue;
+        if (!in[k].is_string()) {
+          return server_.json_reply(400, {{"error", std::string(k) + " must be a string"}});
+        }
+        profile[k] = in[k];
+      }
+      profile["registered"] = true;
+      profile["secureHardwarePresent"] = false;
+      device d;
+      d.obj = {{"id", id},
+               {"status", status},
+               {"created", sim::iso_now(3)},
+               {"lastUpdated", sim::iso_now(3)},
+               {"profile", profile},
+               {"resourceId", id},
+               {"resourceDisplayName", {{"value", profile["displayName"]}, {"sensitive", false}}},
+               {"resourceType", "UDDevice"},
+               {"resourceAlternateId", nullptr}};
+      set_device_links(d.obj);
+      // Seeded devices were enrolled "long ago": the index already shows them.
+      d.history.emplace_back(std::numeric_limits<std::int64_t>::min(), d.obj);
+      made.push_back(std::move(d));
+    }
+    json out = json::array();
+    for (auto& d : made) {
+      out.push_back(d.obj);
+      devices_.push_back(std::move(d));
+    }
+    return server_.json_reply(200, out);
+  }
+
+  // ---- users and their sessions ---------------------------------------------------------------
+
+  json* find_user(const std::string& id_or_login) {
+    const auto folded = lower(id_or_login);
+    for (auto& u : users_) {
+      if (u.value("id", "") == id_or_login || lower(field_value(u, "profile.login")) == folded) {
+        return &u;
+      }
+    }
+    return nullptr;
+  }
+
+  long user_position(const std::string& id) const {
+    for (std::size_t i = 0; i < users_.size(); ++i) {
+      if (users_[i].value("id", "") == id) return static_cast<long>(i);
+    }
+    return -1;
+  }
+
+  response users(const sim::exchange& x) {
+    const std::string base = "/api/v1/users";
+    const auto rest = x.path.size() > base.size() + 1 ? x.path.substr(base.size() + 1) : "";
+    const auto slash = rest.find('/');
+    const auto id = rest.substr(0, slash);
+    const auto sub = slash == std::string::npos ? std::string() : rest.substr(slash);
+    if (sub == "/sessions") {
+      if (auto denied = authorize(x, {"okta.users.manage"})) return std::move(*denied);
+      if (x.method != "DELETE") return bad_method();
+      return clear_sessions(x, id);
+    }
+    if (auto denied = authorize(x, {"okta.users.read", "okta.users.manage"})) {
+      return std::move(*denied);
+    }
+    if (x.method != "GET") return bad_method();
+    if (id.empty()) return list_users(x);
+    if (!sub.empty()) return not_found(x.path, "Endpoint");
+    const json* u = find_user(id);
+    if (u == nullptr) return not_found(id, "User");
+    return server_.json_reply(200, *u);
+  }
+
+  response list_users(const sim::exchange& x) {
+    auto q = sim::parse_form(x.query);
+    const std::set<std::string> fields{
+        "id", "status", "profile.login", "profile.email", "profile.firstName", "profile.lastName"};
+    const std::set<std::string> folded{"profile.login", "profile.email", "profile.firstName",
+                                       "profile.lastName"};
+    std::vector<expression> exprs;
+    for (const char* p : {"search", "filter"}) {
+      if (!q.count(p)) continue;
+      auto e = parse_filter(q[p], fields);
+      if (!e) return okta_error(400, "E0000031", "Invalid search criteria.");
+      exprs.push_back(std::move(*e));
+    }
+    const auto prefix = lower(q.count("q") ? q["q"] : std::string());
+    std::vector<const json*> found;
+    for (const auto& u : users_) {
+      bool ok = true;
+      for (const auto& e : exprs)
+        ok = ok && matches(u, e, folded);
+      if (q.count("q")) {  // startsWith on firstName, lastName or email
+        bool any = false;
+        for (const char* f : {"profile.firstName", "profile.lastName", "profile.email"})
+          any = any || lower(field_value(u, f)).rfind(prefix, 0) == 0;
+        ok = ok && any;
+      }
+      if (ok) found.push_back(&u);
+    }
+    return page(x, found, q.count("q") ? 10 : page_max,
+                [this](const std::string& id) { return user_position(id); });
+  }
+
+  response seed_users(const sim::exchange& x) {
+    const auto body = json::parse(x.req.body(), nullptr, false);
+    if (!body.is_array()) return server_.json_reply(400, {{"error", "expected a JSON array"}});
+    std::vector<json> made;
+    std::set<std::string> logins;
+    for (const auto& in : body) {
+      const auto login = in.is_object() ? str(in, "login") : std::string();
+      if (login.empty()) return server_.json_reply(400, {{"error", "each user needs a login"}});
+      if (find_user(login) != nullptr || !logins.insert(lower(login)).second) {
+        return server_.json_reply(409, {{"error", "a user with login " + login + " exists"}});
+      }
+      const auto status = in.contains("status") ? str(in, "status") : std::string("ACTIVE");
+      if (!user_statuses.count(status)) {
+        return server_.json_reply(400, {{"error", "unknown user status " + in["status"].dump()}});
+      }
+      const auto id = "00u" + sim::random_alnum(17);
+      const auto now = sim::iso_now(3);
+      const auto self = issuer_ + "/api/v1/users/" + id;
+      const auto opt = [&](const char* k) {
+        return in.contains(k) && in[k].is_string() ? in[k] : json();
+      };
+      made.push_back({{"id", id},
+                      {"status", status},
+                      {"created", now},
+                      {"activated", status == "ACTIVE" ? json(now) : json()},
+                      {"statusChanged", now},
+                      {"lastLogin", nullptr},
+                      {"lastUpdated", now},
+                      {"passwordChanged", nullptr},
+                      {"type", {{"id", user_type_}}},
+                      {"profile",
+                       {{"firstName", opt("firstName")},
+                        {"lastName", opt("lastName")},
+                        {"login", login},
+                        {"email", in.contains("email") ? opt("email") : json(login)}}},
+                      {"_links",
+                       {{"self", {{"href", self}}},
+                        {"type", {{"href", issuer_ + "/api/v1/meta/types/user/" + user_type_}}}}}});
+    }
+    users_.insert(users_.end(), made.begin(), made.end());
+    return server_.json_reply(200, made);
+  }
+
+  response clear_sessions(const sim::exchange& x, const std::string& user_id) {
+    auto q = sim::parse_form(x.query);
+    for (const char* p : {"oauthTokens", "forgetDevices"}) {
+      if (q.count(p) && q[p] != "true" && q[p] != "false") {
+        return validation_error(p, std::string(p) + ": must be true or false");
+      }
+    }
+    if (user_position(user_id) < 0) return not_found(user_id, "User");
+    for (auto& s : sessions_) {
+      if (s.user_id == user_id) s.active = false;
+    }
+    if (q["oauthTokens"] == "true") {  // Okta's default for this API is false
+      for (auto& [value, r] : refresh_tokens_) {
+        if (r.user_id == user_id) r.active = false;
+      }
+      for (auto& [value, a] : user_tokens_) {
+        if (a.user_id == user_id) a.active = false;
+      }
+    }
+    return no_content();
+  }
+
+  /// grant_type=refresh_token (no client authentication in the sim).
+  response refresh_grant(std::map<std::string, std::string>& form) {
+    const auto it = refresh_tokens_.find(form["refresh_token"]);
+    if (it == refresh_tokens_.end() || !it->second.active) {
+      return oauth_error(400, "invalid_grant", "The refresh token is invalid or expired.");
+    }
+    const auto value = "oat." + sim::random_alnum(40);
+    user_tokens_[value] = {it->second.user_id, it->first, sim::epoch_now() + token_ttl, true};
+    return server_.json_reply(200, {{"token_type", "Bearer"},
+                                    {"expires_in", token_ttl},
+                                    {"access_token", value},
+                                    {"refresh_token", it->first},
+                                    {"scope", "offline_access openid"}});
+  }
+
+  /// POST /oauth2/v1/introspect (RFC 7662; no client authentication in the sim).
+  response introspect(const sim::exchange& x) {
+    auto form = sim::parse_form(x.req.body());
+    const auto token = form["token"];
+    const json* user = nullptr;
+    json out{{"active", false}};
+    if (const auto a = user_tokens_.find(token); a != user_tokens_.end()) {
+      if (a->second.active && a->second.expires > sim::epoch_now()) {
+        user = find_user(a->second.user_id);
+        out = {{"active", true}, {"token_type", "Bearer"}, {"exp", a->second.expires}};
+      }
+    } else if (const auto r = refresh_tokens_.find(token); r != refresh_tokens_.end()) {
+      if (r->second.active) {
+        user = find_user(r->second.user_id);
+        out = {{"active", true}, {"token_type", "refresh_token"}};
+      }
+    }
+    if (user != nullptr) {
+      out["scope"] = "offline_access openid";
+      out["username"] = field_value(*user, "profile.login");
+      out["uid"] = (*user)["id"];
+      out["sub"] = field_value(*user, "profile.login");
+    }
+    return server_.json_reply(200, out);
+  }
+
+  /// POST /_sim/sessions {"login"}: a sign-in that leaves an Okta session and a refresh token.
+  response new_session(const sim::exchange& x) {
+    const auto body = json::parse(x.req.body(), nullptr, false);
+    const auto login = body.is_object() ? str(body, "login") : std::string();
+    const json* u = find_user(login);
+    if (u == nullptr) {
+      return server_.json_reply(
+          404, {{"error", "no user with login \"" + login + "\" (seed it with POST /_sim/users)"}});
+    }
+    const auto user_id = (*u)["id"].get<std::string>();
+    const auto session = "102" + sim::random_alnum(22);
+    const auto refresh = sim::random_alnum(43);
+    sessions_.push_back({session, user_id, true});
+    refresh_tokens_[refresh] = {user_id, true, refresh_order_++};
+    return server_.json_reply(
+        200, {{"userId", user_id}, {"sessionId", session}, {"refresh_token", refresh}});
+  }
+
+  json sessions_report() const {
+    json out = json::array();
+    for (const auto& u : users_) {
+      const auto id = u.value("id", "");
+      json sessions = json::array(), refresh = json::array(), access = json::array();
+      for (const auto& s : sessions_) {
+        if (s.user_id == id) {
+          sessions.push_back({{"id", s.id}, {"state", s.active ? "active" : "revoked"}});
+        }
+      }
+      std::vector<std::pair<long, json>> ordered;
+      for (const auto& [value, r] : refresh_tokens_) {
+        if (r.user_id != id) continue;
+        ordered.emplace_back(
+            r.order, json{{"refresh_token", value}, {"state", r.active ? "active" : "revoked"}});
+      }
+      std::sort(ordered.begin(), ordered.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (auto& [order, j] : ordered)
+        refresh.push_back(std::move(j));
+      for (const auto& [value, a] : user_tokens_) {
+        if (a.user_id != id) continue;
+        access.push_back({{"access_token", value},
+                          {"refresh_token", a.refresh_token},
+                          {"state", a.active ? "active" : "revoked"}});
+      }
+      out.push_back({{"userId", id},
+                     {"login", field_value(u, "profile.login")},
+                     {"sessions", sessions},
+                     {"refresh_tokens", refresh},
+                     {"access_tokens", access}});
+    }
+    return out;
+  }
+
+  // ---- SSF receiver --------------------------------------------------------------------------
+
+  response security_event(const sim::exchange& x) {
+    const auto ct = x.req.find(http::field::content_type);
+    const std::string type = ct == x.req.end() ? std::string() : std::string(ct->value());
+    const auto a = ssf_->receive(type, x.req.body(), now_ms());
+    if (a.status == 202) {
+      response res{http::status::accepted, 11};
+      res.set(http::field::server, "okta-sim");
+      return res;
+    }
+    return server_.json_reply(a.status, a.body);
   }
 
   // ---- state and admin --------------------------------------------------------------------
@@ -548,6 +1131,28 @@ class okta_sim {
       return server_.json_reply(200, {{"revoked", n}});
     }
     if (x.path == "/_sim/zones" && x.method == "GET") return server_.json_reply(200, zones_);
+    if (x.path == "/_sim/devices") {
+      if (x.method == "POST") return seed_devices(x);
+      json out = json::array();
+      for (const auto& d : devices_)
+        out.push_back(d.obj);
+      return server_.json_reply(200, out);
+    }
+    if (x.path == "/_sim/users") {
+      if (x.method == "POST") return seed_users(x);
+      return server_.json_reply(200, users_);
+    }
+    if (x.path == "/_sim/sessions") {
+      if (x.method == "POST") return new_session(x);
+      return server_.json_reply(200, sessions_report());
+    }
+    if (x.path == "/_sim/security-events") {
+      if (x.method == "DELETE") ssf_->clear();
+      return server_.json_reply(200, ssf_->accepted());
+    }
+    if (x.path == "/_sim/security-events/rejected") {
+      return server_.json_reply(200, ssf_->rejected());
+    }
     return std::nullopt;
   }
 
@@ -558,8 +1163,25 @@ class okta_sim {
   std::vector<okta::key_ptr> keys_;
   std::map<std::string, access_token> tokens_;
   std::set<std::string> seen_jti_;
-  std::vector<json> zones_;  // in creation order
-  std::int64_t window_ = 0;  // current rate-limit minute
+  std::vector<json> zones_;      // in creation order
+  std::vector<device> devices_;  // in creation order
+  std::vector<json> users_;      // in creation order
+  std::string user_type_;        // the one user type's id ("oty…")
+  struct user_session {
+    std::string id, user_id;
+    bool active = true;
+  };
+  struct refresh_state {
+    std::string user_id;
+    bool active = true;
+    long order = 0;  // issue order, for /_sim/sessions
+  };
+  std::vector<user_session> sessions_;
+  std::map<std::string, refresh_state> refresh_tokens_;
+  std::map<std::string, user_access_token> user_tokens_;  // from the refresh_token grant
+  long refresh_order_ = 0;
+  std::optional<okta::ssf_receiver> ssf_;  // set in the constructor (needs issuer_)
+  std::int64_t window_ = 0;                // current rate-limit minute
   long window_count_ = 0;
 };
 
@@ -580,8 +1202,16 @@ int main(int argc, char** argv) {
       "client-public-key", po::value(&o.public_keys)->composing(),
       "its public key, PEM, RSA or EC P-256 (repeatable)")(
       "issuer", po::value(&o.issuer),
-      "org URL; JWT audience is ISSUER/oauth2/v1/token "
-      "(default https://LISTEN-ADDRESS:PORT)");
+      "org URL; JWT audience is ISSUER/oauth2/v1/token, SET audience is ISSUER "
+      "(default https://LISTEN-ADDRESS:PORT)")(
+      "search-lag-ms", po::value(&o.search_lag_ms)->default_value(0),
+      "device search results show each device as it was this many ms ago")(
+      "ssf-issuer", po::value(&o.ssf.issuer), "enables the SSF receiver: the transmitter's iss")(
+      "ssf-jwks-url", po::value(&o.ssf.jwks_url),
+      "the transmitter's JWKS, http(s):// on 127.0.0.0/8, [::1] or localhost")(
+      "ssf-jwks-file", po::value(&o.ssf.jwks_file),
+      "the transmitter's JWKS as a file (instead of --ssf-jwks-url)")(
+      "ssf-ca-file", po::value(&o.ssf.ca_file), "CA (PEM) that verifies an https --ssf-jwks-url");
   try {
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);

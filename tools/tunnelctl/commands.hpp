@@ -14,4 +14,6 @@ extern const group device_group;  // device_cmd.cpp (issue 4)
 extern const group zone_group;           // zone_cmd.cpp (issue 6)
 extern const group namedlocation_group;  // zone_cmd.cpp (issue 6)
 
+extern const group posture_sync_group;  // posture_cmd.cpp (issue 15)
+
 }  // namespace tunnelctl

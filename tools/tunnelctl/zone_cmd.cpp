@@ -40,8 +40,10 @@ void add_common(po::options_description& desc, common_options& o, bool publish) 
   if (publish) {
     desc.add_options()("dry-run", po::bool_switch(&o.dry_run), "show the diff; write nothing")(
         "exclusive", po::bool_switch(&o.exclusive),
-        "remove every entry of the list that is not an egress address")(
-        "create", po::bool_switch(&o.create), "create it (by name) when it does not exist");
+        "remove every entry of the list that is not an egress address; only for a list this "
+        "one gateway owns (two gateways publishing with --exclusive remove each other's "
+        "addresses)")("create", po::bool_switch(&o.create),
+                      "create it (by name) when it does not exist");
   }
 }
 
@@ -143,13 +145,17 @@ std::string hint(const idp::error& e, bool okta, bool oauth) {
       return "try again later or raise --max-wait";
     case idp::errc::not_found:
       return "check the name or id, or pass --create to create it";
+    case idp::errc::conflict:
+      return "make sure no other gateway or script publishes to it with --exclusive (or "
+             "idp_sync.exclusive), then run again";
     default:
       return {};
   }
 }
 
 /// Runs `body`, mapping the library's errors to stderr and the exit code (refusals 1 in
-/// publish; not found and inactive 1 in verify; everything else 2).
+/// publish; not found and inactive 1 in verify; everything else, ambiguous and conflict
+/// included, 2).
 template <class Body>
 int guarded(const std::string& cmd, bool okta, bool oauth, bool verify, Body body) {
   try {
@@ -167,7 +173,7 @@ int guarded(const std::string& cmd, bool okta, bool oauth, bool verify, Body bod
   }
 }
 
-void print_publish(const idp::publish_result& r, const std::string& kind) {
+void print_publish(const idp::publish_result& r, const std::string& kind, const std::string& cmd) {
   for (const auto& c : r.diff)
     std::cout << static_cast<char>(c.kind) << ' ' << c.value << "\n";
   const auto label = kind + " \"" + r.name + "\" (" + (r.id.empty() ? "new" : r.id) + ")";
@@ -183,6 +189,12 @@ void print_publish(const idp::publish_result& r, const std::string& kind) {
     std::cout << "updated: " << r.added << " added, " << r.removed << " removed";
   }
   std::cout << (r.dry_run ? " (nothing written)\n" : "\n");
+  if (r.writes > 1) {
+    // stderr, so the summary line on stdout keeps its format for scripts.
+    std::cerr << "tunnelctl " << cmd << ": " << label << ": took " << r.writes
+              << " writes: another writer replaced the list between our read and our write; "
+                 "every egress address was read back in it after the last\n";
+  }
 }
 
 int print_verify(const idp::verify_result& r, const std::string& kind, const std::string& cmd) {
@@ -214,7 +226,8 @@ po::options_description zone_desc(okta_options& k, common_options& o, bool publi
   po::options_description desc("options");
   desc.add_options()("okta", po::value(&k.org)->required(),
                      "the Okta org URL, e.g. https://acme.okta.com")(
-      "zone", po::value(&k.zone)->required(), "the network zone's id (nzo...) or name")(
+      "zone", po::value(&k.zone)->required(),
+      "the network zone's id (nzo...) or name (compared ignoring case)")(
       "token-file", po::value(&k.token_file), "file holding an Okta API token (SSWS)")(
       "client-id", po::value(&k.client_id), "OAuth service app client id (private_key_jwt)")(
       "private-key", po::value(&k.private_key),
@@ -270,10 +283,13 @@ int zone_run(const args& a, bool publish) {
                     " (--address A ... | --config gateway.yaml) [--dry-run] [--exclusive] "
                     "[--create] [--ca-file F]\n\n"
                     "Puts each egress address as a /32 or /128 CIDR into the zone's gateways "
-                    "(PUT, a full replace: every other field is sent back unchanged). Entries it "
-                    "does not own are kept; --exclusive removes the other gateways entries "
-                    "(proxies are never touched). Refuses more than 150 entries, an INACTIVE "
-                    "zone and a missing one without --create.\n"
+                    "(PUT, a full replace: every other field is sent back unchanged), then reads "
+                    "it back and writes again (up to 5 times) while another writer has dropped "
+                    "one. Entries it does not own are kept; --exclusive removes the other "
+                    "gateways entries (proxies are never touched): use it only on a zone this "
+                    "one gateway owns. A name matches ignoring case; two zones matching is an "
+                    "error naming their ids, and --create never makes a second. Refuses more "
+                    "than 150 entries, an INACTIVE zone and a missing one without --create.\n"
                     "Exit 0 done (changed or not), 1 refused, 2 error."
               : "tunnelctl zone verify --okta ORG_URL --zone ZONE_ID_OR_NAME " +
                     std::string(zone_auth_usage) +
@@ -287,7 +303,7 @@ int zone_run(const args& a, bool publish) {
   return guarded(cmd, true, oauth, !publish, [&] {
     idp::okta_client client(okta_settings_of(k, o, vm, cmd));
     if (!publish) return print_verify(client.verify(addresses), "zone", cmd);
-    print_publish(client.publish(addresses, {o.dry_run, o.exclusive, o.create}), "zone");
+    print_publish(client.publish(addresses, {o.dry_run, o.exclusive, o.create}), "zone", cmd);
     return exit_ok;
   });
 }
@@ -311,7 +327,8 @@ int location_run(const args& a, bool publish) {
   common_options o;
   po::options_description desc("options");
   desc.add_options()("tenant", po::value(&k.tenant)->required(), "the Entra tenant id or domain")(
-      "location", po::value(&k.location)->required(), "the named location's id or display name")(
+      "location", po::value(&k.location)->required(),
+      "the named location's id or display name (compared ignoring case, as Graph does)")(
       "client-id", po::value(&k.client_id)->required(), "the app registration's client id")(
       "client-secret-file", po::value(&k.secret_file)->required(),
       "file holding the app's client secret")(
@@ -327,9 +344,12 @@ int location_run(const args& a, bool publish) {
       "| --config gateway.yaml) [--login-url URL] [--graph-url URL] [--ca-file F]" +
       (publish ? " [--dry-run] [--exclusive] [--create]\n\n"
                  "Puts each egress address as a /32 or /128 CIDR into the ipNamedLocation's "
-                 "ipRanges (PATCH). Ranges it does not own are kept unless --exclusive. Refuses "
-                 "an untrusted location and a missing one without --create (which creates it "
-                 "with isTrusted: true).\n"
+                 "ipRanges (PATCH), then reads it back and writes again (up to 5 times) while "
+                 "another writer has dropped one. Ranges it does not own are kept unless "
+                 "--exclusive (only for a location this one gateway owns). A display name "
+                 "matches ignoring case, as in Graph; two locations matching is an error naming "
+                 "their ids, and --create never makes a second. Refuses an untrusted location "
+                 "and a missing one without --create (which creates it with isTrusted: true).\n"
                  "Exit 0 done (changed or not), 1 refused, 2 error."
                : "\n\nExit 0 when every egress address is inside the trusted location's "
                  "ipRanges, 1 when one is not (or the location is missing or untrusted), 2 when "
@@ -347,7 +367,8 @@ int location_run(const args& a, bool publish) {
     s.http = http_of(o, cmd);
     idp::entra_client client(std::move(s));
     if (!publish) return print_verify(client.verify(addresses), "named location", cmd);
-    print_publish(client.publish(addresses, {o.dry_run, o.exclusive, o.create}), "named location");
+    print_publish(client.publish(addresses, {o.dry_run, o.exclusive, o.create}), "named location",
+                  cmd);
     return exit_ok;
   });
 }
