@@ -113,6 +113,15 @@ class ClientTest : public ::testing::Test {
             (dir_.path() / "server.key").string()};
   }
 
+  /// entra-sim's arguments for tenant `contoso`, app `app-1` with the `secret` file.
+  std::vector<std::string> entra_args() const {
+    auto args = sim_args(ENTRA_SIM_PATH);
+    for (const char* a : {"--tenant", "contoso", "--client-id", "app-1", "--client-secret-file"})
+      args.emplace_back(a);
+    args.push_back((dir_.path() / "secret").string());
+    return args;
+  }
+
   /// An admin call to a simulator (no auth); returns the body.
   std::string admin(const std::string& method, const std::string& url,
                     const std::string& body = "") {
@@ -135,6 +144,18 @@ class ClientTest : public ::testing::Test {
     h.ca_file = dir_.path() / "ca.pem";
     h.timeout = 5s;
     return h;
+  }
+  /// Settings for the entra-sim started with entra_args().
+  idp::entra_settings entra_settings(const sim_process& sim, std::string location) const {
+    idp::entra_settings s;
+    s.tenant = "contoso";
+    s.location = std::move(location);
+    s.client_id = "app-1";
+    s.client_secret = idp::read_secret_file(dir_.path() / "secret", "secret");
+    s.login_url = sim.url();
+    s.graph_url = sim.url();
+    s.http = http();
+    return s;
   }
 
   tunnelgate::testing::temp_dir dir_;
@@ -211,19 +232,9 @@ TEST_F(ClientTest, OktaErrorFieldsRateLimitNoticeAndBudget) {
 }
 
 TEST_F(ClientTest, EntraKeepsTheTokenAndFetchesANewOneAfter401) {
-  auto args = sim_args(ENTRA_SIM_PATH);
-  for (const char* a : {"--tenant", "contoso", "--client-id", "app-1", "--client-secret-file"})
-    args.emplace_back(a);
-  args.push_back((dir_.path() / "secret").string());
+  auto args = entra_args();
   sim_process sim(dir_.path(), "entra", args);
-  idp::entra_settings s;
-  s.tenant = "contoso";
-  s.location = "egress";
-  s.client_id = "app-1";
-  s.client_secret = idp::read_secret_file(dir_.path() / "secret", "secret");
-  s.login_url = sim.url();
-  s.graph_url = sim.url();
-  s.http = http();
+  auto s = entra_settings(sim, "egress");
   idp::entra_client client(s);
   const auto created = client.publish({"127.0.0.2", "::1"}, {.create = true});
   EXPECT_TRUE(created.created);
@@ -269,19 +280,9 @@ TEST_F(ClientTest, ASilentServerTimesOut) {
 // ---- names compared without case (the sims, zones loaded from --state) ------------------------
 
 TEST_F(ClientTest, EntraMatchesTheDisplayNameIgnoringCaseAndNeverCreatesASecond) {
-  auto args = sim_args(ENTRA_SIM_PATH);
-  for (const char* a : {"--tenant", "contoso", "--client-id", "app-1", "--client-secret-file"})
-    args.emplace_back(a);
-  args.push_back((dir_.path() / "secret").string());
+  auto args = entra_args();
   sim_process sim(dir_.path(), "entra", args);
-  idp::entra_settings s;
-  s.tenant = "contoso";
-  s.location = "WS1 Tunnel Egress";
-  s.client_id = "app-1";
-  s.client_secret = idp::read_secret_file(dir_.path() / "secret", "secret");
-  s.login_url = sim.url();
-  s.graph_url = sim.url();
-  s.http = http();
+  auto s = entra_settings(sim, "WS1 Tunnel Egress");
   const auto created = idp::entra_client(s).publish({"127.0.0.2"}, {.create = true});
   ASSERT_TRUE(created.created);
   s.location = "ws1 TUNNEL egress";

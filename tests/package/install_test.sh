@@ -155,10 +155,10 @@ complete_words() { # complete_words WORD... : what completing the last word offe
            COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _tunnelctl; printf "%s\n" "${COMPREPLY[@]}" | sort' \
     _ "$completion" "$@"
 }
-groups=$(/usr/bin/tunnelctl --help | awk -F'\t' '/^  [a-z]+\t/ {sub(/^  /, "", $1); print $1}' | sort)
+groups=$(/usr/bin/tunnelctl --help | awk -F'\t' '/^  [a-z-]+\t/ {sub(/^  /, "", $1); print $1}' | sort)
 check "completion offers tunnelctl's groups" test "$(complete_words tunnelctl "" | grep -v '^--')" = "$groups"
 for g in $groups; do
-  cmds=$(/usr/bin/tunnelctl "$g" --help | awk -F'\t' '/^  [a-z]+\t/ {sub(/^  /, "", $1); print $1}' | sort)
+  cmds=$(/usr/bin/tunnelctl "$g" --help | awk -F'\t' '/^  [a-z-]+\t/ {sub(/^  /, "", $1); print $1}' | sort)
   check "completion offers the commands of '$g'" test "$(complete_words tunnelctl "$g" "" | grep -v '^--')" = "$cmds"
   for c in $cmds; do
     opts=$(/usr/bin/tunnelctl "$g" "$c" --help | grep -oE '^  (-[a-z] \[ )?--[a-z0-9-]+' | grep -oE -- '--[a-z0-9-]+' | sort -u)
