@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 e2e_setup
 
 "$bin/tunnelctl" ca init ca >/dev/null
-for d in POST-1 DESK-1 DOWN-1 STORM-1 NOOKTA-1 AMBIG-1 ADMIN-1; do
+for d in POST-1 DESK-1 DOWN-1 STORM-1 NOOKTA-1 AMBIG-1 ADMIN-1 RUN-1; do
   "$bin/tunnelctl" ca issue ca --udid "$d" --user "${d,,}@example.com" --serial "SN-$d" >/dev/null
 done
 
@@ -44,6 +44,8 @@ device() {  # device UDID PLATFORM USERNAME EMAIL
   device AMBIG-1 Apple carol carol@example.com
   echo ","
   device ADMIN-1 Apple adam adam@example.com
+  echo ","
+  device RUN-1 Apple rita rita@example.com
   echo "]"
 } >devices.json
 echo "api-password" >api.pass
@@ -84,7 +86,8 @@ okta_sim POST /_sim/devices '[
   {"udid":"DOWN-1","serialNumber":"SN-DOWN-1","displayName":"Dora Pixel","platform":"ANDROID"},
   {"udid":"STORM-1","serialNumber":"SN-STORM-1","displayName":"Stan iPhone","platform":"IOS"},
   {"udid":"AMBIG-1","serialNumber":"SN-AMBIG-1","displayName":"Carol iPhone","platform":"IOS"},
-  {"udid":"ADMIN-1","serialNumber":"SN-ADMIN-1","displayName":"Adam iPhone","platform":"IOS"}]' >okta-devices.json
+  {"udid":"ADMIN-1","serialNumber":"SN-ADMIN-1","displayName":"Adam iPhone","platform":"IOS"},
+  {"udid":"RUN-1","serialNumber":"SN-RUN-1","displayName":"Rita iPhone","platform":"IOS"}]' >okta-devices.json
 okta_id() { js "d.find(x => x.profile.udid === '$1' || x.profile.serialNumber === '$1').id" <okta-devices.json; }
 okta_status() { okta_sim GET /_sim/devices | js "d.find(x => x.id === '$1').status"; }
 okta_sim POST /_sim/users '[
@@ -94,12 +97,14 @@ okta_sim POST /_sim/users '[
   {"login":"stan@example.com","email":"stan@example.com","firstName":"Stan","lastName":"S"},
   {"login":"carol.one","email":"carol@example.com","firstName":"Carol","lastName":"One"},
   {"login":"carol.two","email":"carol@example.com","firstName":"Carol","lastName":"Two"},
-  {"login":"adam@example.com","email":"adam@example.com","firstName":"Adam","lastName":"A"}]' >/dev/null
+  {"login":"adam@example.com","email":"adam@example.com","firstName":"Adam","lastName":"A"},
+  {"login":"rita@example.com","email":"rita@example.com","firstName":"Rita","lastName":"R"}]' >/dev/null
 entra_sim POST /_sim/users '[{"userPrincipalName":"bob@example.com","mail":"bob@example.com"},
   {"userPrincipalName":"dora@example.com","mail":"dora@example.com"},
   {"userPrincipalName":"stan@example.com","mail":"stan@example.com"},
   {"userPrincipalName":"carol@example.com","mail":"carol@example.com"},
-  {"userPrincipalName":"adam@example.com","mail":"adam@example.com"}]' >/dev/null
+  {"userPrincipalName":"adam@example.com","mail":"adam@example.com"},
+  {"userPrincipalName":"rita@example.com","mail":"rita@example.com"}]' >/dev/null
 okta_rt=$(okta_sim POST /_sim/sessions '{"login":"alice@example.com"}' | js d.refresh_token)
 entra_rt=$(entra_sim POST /_sim/sessions '{"upn":"alice@example.com"}' | js d.refresh_token)
 check "an Okta refresh token for alice" test -n "$okta_rt"
@@ -286,6 +291,22 @@ expect_rc "apply on a device Okta does not know exits 1" 1
 expect_out_has "... and says why" "device_not_found"
 run "$bin/tunnelctl" posture-sync apply --config gateway.yaml
 expect_rc "apply without a device is a usage error" 2
+
+# ---- tunnelctl posture-sync run: the same work on a host of its own --------------------------
+kill "$gw_pid"
+wait "$gw_pid" 2>/dev/null
+"$bin/tunnelctl" posture-sync run --config gateway.yaml 2>run.out &
+run_pid=$!
+pids+=($run_pid)
+check "posture-sync run listens for the UEM's webhook" wait_for 10 grep -q '"event":"posture_sync_running"' run.out
+run sim POST /_sim/devices/RUN-1 '{"ComplianceStatus":"NonCompliant"}'
+expect_out_has "uem-sim's webhook reached posture-sync run" '"status":200'
+run_suspended() { [ "$(okta_status "$(okta_id RUN-1)")" = SUSPENDED ]; }
+check "posture-sync run suspended the device" wait_for 10 run_suspended
+check "... and audited it" grep -q '"event":"posture_sync".*"device":"udid:RUN-1".*"action":"suspend_device".*"result":"done"' run.out
+kill -TERM "$run_pid"
+wait "$run_pid"
+check "posture-sync run exits 0 on SIGTERM" test $? -eq 0
 
 [ "$fails" -eq 0 ] || { echo "--- posture_sync lines of the gateway:"; grep -E '"event":"posture_sync"|"level":"(warning|error)"' gw.out | tail -40; }
 finish
