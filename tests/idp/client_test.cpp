@@ -21,6 +21,7 @@
 
 #include "fake_https.hpp"
 #include "idp/idp.hpp"
+#include "support/sim_process.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -29,66 +30,12 @@ namespace idp = tunnelgate::idp;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void sh(const std::string& cmd) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
-/// One simulator process on port 0; SIGTERM on destruction.
-class sim_process {
- public:
-  sim_process(const std::filesystem::path& dir, const std::string& name,
-              std::vector<std::string> args) {
-    const auto port_file = dir / (name + ".port");
-    const auto log = dir / (name + ".log");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const auto fd = std::fopen(log.c_str(), "w");
-      if (fd != nullptr) {
-        ::dup2(::fileno(fd), 1);
-        ::dup2(::fileno(fd), 2);
-      }
-      args.push_back("--port-file");
-      args.push_back(port_file.string());
-      std::vector<char*> argv;
-      argv.reserve(args.size() + 1);
-      for (auto& a : args)
-        argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    const auto end = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < end) {
-      const auto p = slurp(port_file);
-      if (!p.empty() && p.back() == '\n') {
-        port_ = std::stoi(p);
-        return;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    ADD_FAILURE() << name << " did not start: " << slurp(log);
-  }
-  ~sim_process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  sim_process(const sim_process&) = delete;
-  sim_process& operator=(const sim_process&) = delete;
-  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
+using tunnelgate::testing::sim_process;
+using tunnelgate::testing::slurp;
 
 class ClientTest : public ::testing::Test {
  protected:

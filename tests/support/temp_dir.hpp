@@ -30,7 +30,7 @@ class temp_dir {
   /// Writes `content` to `name` atomically (temp file, then rename), so a reader that polls
   /// the file never sees half of it; returns the full path.
   std::filesystem::path write(const std::string& name, const std::string& content) const {
-    const auto p = path_ / name;
+    auto p = path_ / name;  // not const: returned by move
     const auto tmp = path_ / (name + ".tmp");
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

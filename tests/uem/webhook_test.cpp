@@ -582,3 +582,50 @@ TEST(UemWebhookFileSource, EventSeesTheChangedInventoryAtOnce) {
       },
       2s, "the other device re-read after the reload"));
 }
+
+// subscribe_events (issue 15): a webhook event for a device never looked up reaches the event
+// subscribers with its re-read decision, the change subscribers do not fire (nothing cached
+// changed), and a second delivery of the same event reaches nobody.
+TEST_F(UemWebhook, EventSubscribersSeeEventsForDevicesNotCached) {
+  start();
+  std::mutex m;
+  std::vector<uem::service::event_read> reads;
+  const auto events = svc_->subscribe_events([&](const uem::service::event_read& e) {
+    std::lock_guard lock(m);
+    reads.push_back(e);
+  });
+  const auto count = [&] {
+    std::lock_guard lock(m);
+    return reads.size();
+  };
+  state_->set(make_record("E1", "NonCompliant"));
+  const auto body = event(30, "E1");
+  http_client a("127.0.0.1", port_);
+  auto first = post(a, body);
+  EXPECT_EQ(first.status, 200);
+  EXPECT_NE(first.body.find("accepted"), std::string::npos) << first.body;
+  ASSERT_TRUE(wait_until([&] { return count() == 1; }, 5s, "the event subscriber called"));
+  {
+    std::lock_guard lock(m);
+    const auto& e = reads.at(0);
+    EXPECT_EQ(e.event.key.value, "E1");
+    EXPECT_EQ(e.event.event_type, "Compliance Status Changed");
+    EXPECT_EQ(e.event.identity.size(), 64U);
+    EXPECT_NE(e.event.received, uem::clock_type::time_point{});
+    ASSERT_TRUE(e.decision);
+    EXPECT_EQ(e.decision->code, uem::reason::noncompliant);
+    ASSERT_TRUE(e.decision->device);
+    EXPECT_EQ(e.decision->device->udid, "E1");
+  }
+  EXPECT_EQ(seen(), 0U);  // the device is not cached: no change to report
+  EXPECT_FALSE(svc_->cached(uem::device_key::udid("E1")));
+
+  http_client b("127.0.0.1", port_);  // a retry of the same event, on a new connection
+  auto again = post(b, body);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_NE(again.body.find("duplicate"), std::string::npos) << again.body;
+  EXPECT_EQ(svc_->stats().webhook_duplicates, 1U);
+  EXPECT_EQ(count(), 1U);
+  EXPECT_EQ(seen(), 0U);
+  EXPECT_EQ(state_->fetches(), 1);
+}
