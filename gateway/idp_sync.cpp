@@ -168,6 +168,7 @@ void idp_sync::sync_provider(const config& cfg, const std::string& target,
                     {"name", r.name},
                     {"id", r.id},
                     {"created", r.created ? "true" : "false"},
+                    {"writes", r.writes},
                     {"changes", diff_text(r.diff)}});
       }
     }
