@@ -91,6 +91,19 @@ const std::vector<gw::tcp::endpoint>& endpoints() {
 /// A benchmark whose policy does not decide as configured measures nothing: the run fails.
 bool failed = false;
 
+/// Marks the benchmark (and the run) failed with `why`.
+void fail(benchmark::State& state, const std::string& why) {
+  state.SkipWithError(why.c_str());
+  failed = true;
+}
+
+/// rules(state.range(0)), or null with the benchmark failed.
+std::shared_ptr<const dtr::policy> loaded_rules(benchmark::State& state) {
+  auto p = rules(static_cast<int>(state.range(0)));
+  if (!p) fail(state, "the rules did not load");
+  return p;
+}
+
 /// The verdicts the workload is built to produce, checked before a figure is taken.
 bool verdicts_as_expected(const gw::egress_policy& policy, const dtr::policy& p,
                           benchmark::State& state) {
@@ -110,10 +123,8 @@ bool verdicts_as_expected(const gw::egress_policy& policy, const dtr::policy& p,
     const auto v =
         policy.check({gw::net::ip::make_address(c.address), 443}, p, dtr::platform::ios, "");
     if (v.block != c.expected) {
-      state.SkipWithError((std::string(c.address) + ": " + std::string(gw::to_string(v.block)) +
-                           ", expected " + std::string(gw::to_string(c.expected)))
-                              .c_str());
-      failed = true;
+      fail(state, std::string(c.address) + ": " + std::string(gw::to_string(v.block)) +
+                      ", expected " + std::string(gw::to_string(c.expected)));
       return false;
     }
   }
@@ -124,15 +135,10 @@ bool verdicts_as_expected(const gw::egress_policy& policy, const dtr::policy& p,
 
 /// What a CONNECT cost before issue 10: one rules decision on the name.
 static void BM_RulesOnName(benchmark::State& state) {
-  const auto p = rules(static_cast<int>(state.range(0)));
-  if (!p) {
-    state.SkipWithError("the rules did not load");
-    failed = true;
-    return;
-  }
+  const auto p = loaded_rules(state);
+  if (!p) return;
   if (p->evaluate({"tenant.okta.com", 443, dtr::platform::ios, ""}).act != dtr::action::tunnel) {
-    state.SkipWithError("tenant.okta.com is not tunnelled");
-    failed = true;
+    fail(state, "tenant.okta.com is not tunnelled");
     return;
   }
   for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores)
@@ -146,12 +152,8 @@ BENCHMARK(BM_RulesOnName)->Arg(10)->Arg(1000)->Arg(10000);
 /// What issue 10 added per resolved address: egress_policy::check (which decides the rules
 /// again on the address).
 static void BM_EgressCheck(benchmark::State& state) {
-  const auto p = rules(static_cast<int>(state.range(0)));
-  if (!p) {
-    state.SkipWithError("the rules did not load");
-    failed = true;
-    return;
-  }
+  const auto p = loaded_rules(state);
+  if (!p) return;
   const auto policy = make_policy();
   if (!verdicts_as_expected(policy, *p, state)) return;
   const auto& eps = endpoints();
