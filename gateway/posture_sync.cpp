@@ -352,6 +352,7 @@ std::optional<posture_report> report_from_event(const uem::service::event_read& 
   r.event = "webhook \"" + e.event.event_type + "\" " +
             (e.event.event_id.empty() ? std::string("-") : e.event.event_id) + " (" +
             e.event.identity.substr(0, 8) + ")";
+  r.named_event = true;
   if (e.event.received != steady_clock::time_point{}) r.observed = e.event.received;
   return r;
 }
@@ -507,6 +508,8 @@ struct posture_sync::state {
       auto& e = now_it->second;
       --e.running;
       if (e.generation == t.generation) {
+        // The webhook event's name may have arrived while the attempt ran (submit()).
+        line.event = e.report.event;
         if (!o.suspended_id.empty()) e.suspended_id = o.suspended_id;
         if (o.result == posture_result::retry) {
           queue.emplace(steady_clock::now() + backoff(t.attempt), t);
@@ -565,7 +568,15 @@ void posture_sync::submit(posture_report report) {
       it = s.devices.emplace(key, state::device_entry{}).first;
       it->second.revoked = false;  // so the comparison below sees a change
     } else if (it->second.revoked == revoke) {
-      it->second.report = std::move(report);  // the same target; keep the newest identity
+      // The same target: keep the newest identity. One webhook reaches here twice, as the
+      // event's re-read and as the cache's change, in either order: the audit names the event.
+      auto& cur = it->second.report;
+      if (cur.named_event && !report.named_event) {
+        report.event = std::move(cur.event);
+        report.observed = cur.observed;
+        report.named_event = true;
+      }
+      cur = std::move(report);
       return;
     }
     auto& e = it->second;

@@ -47,6 +47,9 @@ struct posture_report {
   /// The UEM event that caused it: `webhook "Compliance Status Changed" 148 (3f2a9c1e)`, or
   /// the cache's cause (ttl_refresh, file_reload, lookup).
   std::string event;
+  /// `event` names a webhook event (the event's re-read), not only the cache's cause: the same
+  /// transition reported again by the cache ("webhook") keeps this name and time.
+  bool named_event = false;
   steady_clock::time_point observed = steady_clock::now();  ///< when the event reached us
   /// The device's name in logs: `udid:…` or `serial:…`.
   std::string device() const;

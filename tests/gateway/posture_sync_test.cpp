@@ -255,9 +255,16 @@ TEST_F(PostureSyncTest, RevokesOnceAndRestoresWhatItSuspended) {
       admin("POST", okta_->url() + "/_sim/sessions", R"({"login":"alice@example.com"})"));
   ASSERT_EQ(okta_status("POST-1"), "ACTIVE");
   auto sync = make(config());
-  const auto down = report("POST-1", false, "alice", "alice@example.com");
+  auto down = report("POST-1", false, "alice", "alice@example.com");
+  down.named_event = true;  // as the webhook event's re-read reports it
 
   sync->submit(down);
+  // The same webhook reported again by the UEM cache, which knows only its cause: the audit
+  // still names the event.
+  auto cache_change = down;
+  cache_change.event = "webhook";
+  cache_change.named_event = false;
+  sync->submit(cache_change);
   ASSERT_TRUE(sink_->wait_final("udid:POST-1", revocation));
   auto lines = sink_->lines();
   for (const auto act : revocation) {
