@@ -10,6 +10,7 @@
 #include <benchmark/benchmark.h>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -54,9 +55,12 @@ std::shared_ptr<const dtr::policy> rules(int n) {
   return r.value;
 }
 
+/// A range of the workload; a typo must stop the run, not become 0.0.0.0/0.
 gw::cidr must(std::string_view text) {
   std::string error;
-  return gw::cidr::parse(text, error).value_or(gw::cidr{});
+  auto c = gw::cidr::parse(text, error);
+  if (!c) throw std::invalid_argument(std::string(text) + ": " + error);
+  return *c;
 }
 
 /// A gateway's policy as configured in the field: a few allow and deny ranges, three listeners,
