@@ -16,6 +16,7 @@
 #include <future>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -120,9 +121,24 @@ struct service::impl {
   std::uint64_t seq = 0;
   bool stopped = false;
 
-  std::mutex sub_mutex;  // guards subscribers
-  std::map<std::uint64_t, std::shared_ptr<const subscriber>> subscribers;
-  std::map<std::uint64_t, std::shared_ptr<const service::event_subscriber>> event_subscribers;
+  /// One registered callback. `call` is held while it runs: dropping the handle waits for a
+  /// call in flight and no call starts after it (the callback's captures may then die). A
+  /// recursive mutex, so that a callback may drop its own handle.
+  template <class Callback>
+  struct slot {
+    explicit slot(Callback c) : callback(std::move(c)) {}
+    const Callback callback;
+    std::recursive_mutex call;
+    bool active = true;  ///< guarded by `call`
+    template <class Arg>
+    void operator()(const Arg& a) {
+      std::lock_guard lock(call);
+      if (active) callback(a);
+    }
+  };
+  std::mutex sub_mutex;  // guards the two maps and next_sub (never held during a call)
+  std::map<std::uint64_t, std::shared_ptr<slot<subscriber>>> subscribers;
+  std::map<std::uint64_t, std::shared_ptr<slot<service::event_subscriber>>> event_subscribers;
   std::uint64_t next_sub = 0;
 
   struct counters {
@@ -420,7 +436,7 @@ struct service::impl {
 
   /// Tells the event subscribers what a webhook's re-read found.
   void notify_event(const webhook_event& ev, const fetch_result& r) {
-    std::vector<std::shared_ptr<const service::event_subscriber>> subs;
+    std::vector<std::shared_ptr<slot<service::event_subscriber>>> subs;
     {
       std::lock_guard lock(sub_mutex);
       for (const auto& [id, s] : event_subscribers)
@@ -439,7 +455,7 @@ struct service::impl {
 
   void notify(const std::vector<change>& changes) {
     if (changes.empty()) return;
-    std::vector<std::shared_ptr<const subscriber>> subs;
+    std::vector<std::shared_ptr<slot<subscriber>>> subs;
     {
       std::lock_guard lock(sub_mutex);
       for (const auto& [id, s] : subscribers)
@@ -746,29 +762,35 @@ decision_ptr service::check(const device_key& key) {
 namespace {
 
 /// Registers `callback` in `map` (one of impl's subscriber maps) under a new id; the returned
-/// handle removes it when destroyed, if the service still exists.
+/// handle removes it when destroyed and, before its destructor returns, waits for a call in
+/// flight on another thread: after that the callback never runs again.
 template <class Callback>
 std::shared_ptr<void> add_subscriber(
     const std::shared_ptr<service::impl>& i,
-    std::map<std::uint64_t, std::shared_ptr<const Callback>> service::impl::*map,
+    std::map<std::uint64_t, std::shared_ptr<service::impl::slot<Callback>>> service::impl::*map,
     Callback callback) {
+  using slot_ptr = std::shared_ptr<service::impl::slot<Callback>>;
   struct token {
     std::weak_ptr<service::impl> owner;
-    std::map<std::uint64_t, std::shared_ptr<const Callback>> service::impl::*map = nullptr;
+    std::map<std::uint64_t, slot_ptr> service::impl::*map = nullptr;
     std::uint64_t id = 0;
+    slot_ptr s;
     ~token() {
       if (auto o = owner.lock()) {
         std::lock_guard lock(o->sub_mutex);
         ((*o).*map).erase(id);
       }
+      std::lock_guard lock(s->call);
+      s->active = false;
     }
   };
   auto t = std::make_shared<token>();
   t->owner = i;
   t->map = map;
+  t->s = std::make_shared<service::impl::slot<Callback>>(std::move(callback));
   std::lock_guard lock(i->sub_mutex);
   t->id = ++i->next_sub;
-  ((*i).*map).emplace(t->id, std::make_shared<const Callback>(std::move(callback)));
+  ((*i).*map).emplace(t->id, t->s);
   return t;
 }
 

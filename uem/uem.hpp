@@ -426,7 +426,8 @@ class service {
   /// Subscribers are called on the worker thread, after the cache is updated, for every
   /// change of a cached device's decision (admitted or reason or platform differs), whatever
   /// the cause. They must not block; post work to your own executor. The callback stays
-  /// registered while the returned handle lives.
+  /// registered while the returned handle lives; dropping the handle waits for a call running
+  /// on another thread, and no call starts after it (so the callback may capture `this`).
   using subscriber = std::function<void(const change&)>;
   std::shared_ptr<void> subscribe(subscriber callback);
 

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
+#include <future>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -527,6 +529,50 @@ TEST_F(UemWebhook, SlowWebhookClientsDoNotDelayLookups) {
   RecordProperty("lookup_p99_us", static_cast<int>(p99 * 1000));
   EXPECT_LT(p99, 50.0);
   EXPECT_LT(max, 250.0);
+}
+
+// --- a dropped subscription: no call after the handle is gone ------------------------------
+
+TEST(UemWebhookFileSource, DroppingTheHandleWaitsForACallInFlight) {
+  temp_dir dir;
+  dir.write("hook_pw", std::string(password));
+  dir.write("inv.json", "[" + record_json(make_record("FS-1")) + "]");
+  auto cfg = load(std::string("uem:\n  source: file\n  file: inv.json\n  poll_interval: 1h\n"
+                              "  webhook:\n    listen: 127.0.0.1:0\n    username: ") +
+                      user + "\n    password_file: hook_pw\n",
+                  dir.path());
+  auto svc = uem::service::create(cfg, {});
+  ASSERT_TRUE(svc->check(uem::device_key::udid("fs-1"))->admitted());
+  std::promise<void> entered;
+  std::atomic<int> calls{0};
+  std::atomic<bool> finished{false};
+  auto sub = svc->subscribe([&](const uem::change&) {
+    if (calls.fetch_add(1) == 0) entered.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    finished = true;
+  });
+  dir.write("inv.json", "[" + record_json(make_record("FS-1", "NonCompliant")) + "]");
+  std::thread poster([&] {
+    http_client c("127.0.0.1", svc->webhook_endpoint()->port());
+    (void)c.request("POST", "/",
+                    R"({"EventId":7,"EventType":"Compliance Status Changed","Udid":"FS-1"})",
+                    {{"Authorization", basic_auth(user, password)}});
+  });
+  ASSERT_EQ(entered.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  sub.reset();  // the callback is sleeping on the worker thread: this waits for it
+  EXPECT_TRUE(finished.load());
+  const int after_drop = calls.load();
+  // Another change after the drop reaches nobody.
+  dir.write("inv.json", "[" + record_json(make_record("FS-1")) + "]");
+  poster.join();
+  http_client c("127.0.0.1", svc->webhook_endpoint()->port());
+  auto r = c.request("POST", "/",
+                     R"({"EventId":8,"EventType":"Compliance Status Changed","Udid":"FS-1"})",
+                     {{"Authorization", basic_auth(user, password)}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_FALSE(svc->cached(uem::device_key::udid("fs-1")) == nullptr);
+  EXPECT_TRUE(svc->cached(uem::device_key::udid("fs-1"))->admitted());  // the change happened
+  EXPECT_EQ(calls.load(), after_drop);
 }
 
 // --- the file source: an event re-reads the inventory as it is now -------------------------
