@@ -306,8 +306,10 @@ group_handshake() {
   gap "renegotiation attempts are logged (no log line exists)" new_log_has 'renegotiat'
   gap "renegotiation attempts are counted (no counter exists)" \
     bash -c "curl -s http://127.0.0.1:$admin_port/metrics | grep -q renegotiat"
-  # An independent client: openssl s_client's "R" command on a TLS 1.2 session.
-  out=$( (sleep 1; echo R; sleep 1) | timeout 10 openssl s_client -connect "127.0.0.1:$gw_port" \
+  # An independent client: openssl s_client's "R" command on a TLS 1.2 session. s_client reads
+  # its input only once its handshake is done, so the R is sent at once, well inside the 1 s
+  # header timeout that starts then (a fixed 1 s wait raced that timeout and lost under load).
+  out=$( (echo R; sleep 2) | timeout 10 openssl s_client -connect "127.0.0.1:$gw_port" \
     -tls1_2 -CAfile ca/ca.pem -cert ca/devices/ATTACK-1.pem -key ca/devices/ATTACK-1.key \
     -servername localhost 2>&1)
   check "$scen: openssl s_client's renegotiation is refused" \
