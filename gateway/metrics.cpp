@@ -224,6 +224,12 @@ std::string metrics::render(std::size_t sessions) const {
       "# TYPE tunnelgate_uem_devices_forgotten_total counter\n"
       "tunnelgate_uem_devices_forgotten_total " +
       std::to_string(devices_forgotten.load()) + "\n";
+  out +=
+      "# HELP tunnelgate_tls_renegotiations_refused_total TLS 1.2 renegotiations devices asked "
+      "for, each refused with a no_renegotiation alert (the connection goes on)\n"
+      "# TYPE tunnelgate_tls_renegotiations_refused_total counter\n"
+      "tunnelgate_tls_renegotiations_refused_total " +
+      std::to_string(renegotiations_refused.load()) + "\n";
   return out;
 }
 

@@ -132,6 +132,7 @@ class connection {
     boost::system::error_code ec;
     peer_ = proxied_peer_ ? *proxied_peer_ : tls_.next_layer().remote_endpoint(ec);
     if (!co_await handshake()) co_return;
+    tls_.on_renegotiation([this] { renegotiation_refused(); });
     auto ticket = st_->registry.begin_admission(identity_.udid);
     const auto asked = std::chrono::steady_clock::now();
     admission adm = co_await st_->comp->check(identity_);
@@ -263,6 +264,20 @@ class connection {
     fingerprint_ = certificate_fingerprint(ssl);
     st_->stats.handshakes.inc({"ok", "resumed"});
     return true;
+  }
+
+  /// OpenSSL refused a renegotiation the device asked for (tls_socket::on_renegotiation):
+  /// counted each time, logged once per connection (a device repeating it cannot flood the log).
+  void renegotiation_refused() {
+    st_->stats.renegotiations_refused.fetch_add(1, std::memory_order_relaxed);
+    if (renegotiation_logged_) return;
+    renegotiation_logged_ = true;
+    st_->log->event(spdlog::level::warn, "renegotiation_refused",
+                    {{"udid", identity_.udid},
+                     {"peer", endpoint_text(peer_)},
+                     {"detail",
+                      "the device asked for a TLS renegotiation: refused with a no_renegotiation "
+                      "alert, the connection goes on (later attempts are only counted)"}});
   }
 
   void log_warnings(const certauth::verify_result& v) {
@@ -1034,6 +1049,7 @@ class connection {
   http::response<http::string_body> res_;  ///< the answer being sent (see the top comment)
   std::string parse_error_;                ///< Beast's message for a bad head (log only)
   std::string fingerprint_;                ///< SHA-256 of the device certificate, hex
+  bool renegotiation_logged_ = false;      ///< renegotiation_refused() logged this connection
   /// Set while a VPN tunnel runs: ends it with TERMINATE (the kill hook calls it).
   std::function<void()> vpn_terminate_;
   std::shared_ptr<session_entry> entry_;

@@ -21,6 +21,12 @@ boost::system::error_code ssl_error(unsigned long e) {
   return {static_cast<int>(e), net::error::get_ssl_category()};
 }
 
+/// The SSL ex_data slot that points back at its tls_socket (claimed once per process).
+int socket_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 }  // namespace
 
 tls_socket::tls_socket(tcp::socket sock, ssl::context& ctx) : sock_(std::move(sock)) {
@@ -41,6 +47,21 @@ tls_socket::tls_socket(tcp::socket sock, ssl::context& ctx) : sock_(std::move(so
 
 tls_socket::~tls_socket() {
   SSL_free(ssl_);  // the socket BIO does not own the descriptor: sock_ closes it next
+}
+
+void tls_socket::on_renegotiation(std::function<void()> f) {
+  on_renegotiation_ = std::move(f);
+  // Only now: the handshake's many state changes do not pay for a callback.
+  SSL_set_ex_data(ssl_, socket_index(), this);
+  SSL_set_info_callback(ssl_, &tls_socket::info_callback);
+}
+
+void tls_socket::info_callback(const SSL* ssl, int where, int ret) {
+  // The alert OpenSSL sends when it refuses a renegotiating ClientHello (ssl3_read_bytes);
+  // `ret` is the alert's level << 8 | description.
+  if (where != SSL_CB_WRITE_ALERT || (ret & 0xff) != SSL_AD_NO_RENEGOTIATION) return;
+  auto* self = static_cast<tls_socket*>(SSL_get_ex_data(ssl, socket_index()));
+  if (self != nullptr && self->on_renegotiation_) self->on_renegotiation_();
 }
 
 void tls_socket::close() noexcept {

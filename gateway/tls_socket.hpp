@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include <cstddef>
+#include <functional>
 
 #include "gateway/net.hpp"
 
@@ -56,14 +57,23 @@ class tls_socket {
   awaitable<void> shutdown_send(boost::system::error_code& ec);
   /// Closes the socket now; later operations fail with net::error::bad_descriptor.
   void close() noexcept;
+  /// `f` runs each time the device asks for a TLS 1.2 renegotiation. OpenSSL refuses it
+  /// (SSL_OP_NO_RENEGOTIATION: a no_renegotiation warning alert, no handshake) and the
+  /// connection goes on; `f` runs inside that read, on the connection's executor, and must not
+  /// call OpenSSL on this socket. Set it once the handshake is done.
+  void on_renegotiation(std::function<void()> f);
 
  private:
   /// `r` and the error queue after an SSL call that returned <= 0 -> what to do: wait for
   /// reading (1), for writing (2), or stop with `ec` set (0).
   int classify(int r, boost::system::error_code& ec) const;
 
+  /// OpenSSL's info callback: finds the socket through the SSL's ex_data.
+  static void info_callback(const SSL* ssl, int where, int ret);
+
   tcp::socket sock_;
   SSL* ssl_ = nullptr;
+  std::function<void()> on_renegotiation_;
 };
 
 }  // namespace tunnelgate::gateway

@@ -4,6 +4,8 @@
 // production can be placed exactly: a refusal between the lookup and the registration, a
 // device turning non-compliant between two requests, a CRL revoking an open session.
 #include <gtest/gtest.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <functional>
 #include <optional>
@@ -319,6 +321,29 @@ TEST_F(SessionTest, SessionLimitIsARefusalNotAnAdmission) {
   EXPECT_EQ(st_->stats.admissions.value({"admitted", "ok"}), 1u);
   EXPECT_EQ(st_->stats.admissions.value({"refused", "session-limit"}), 1u);
   EXPECT_TRUE(held_.empty());
+}
+
+/// A TLS 1.2 device asks to renegotiate: OpenSSL refuses it with a no_renegotiation alert
+/// (the client then gives up), and the gateway counts each such connection.
+TEST_F(SessionTest, RenegotiationIsRefusedAndCounted) {
+  for (int i = 1; i <= 2; ++i) {
+    device d(io_, client_tls_);
+    SSL_set_max_proto_version(d.s.native_handle(), TLS1_2_VERSION);
+    drive(open(&d, gateway_endpoint()));
+    ASSERT_TRUE(d.handshake_ok);
+    ASSERT_STREQ(SSL_get_version(d.s.native_handle()), "TLSv1.2");
+    ASSERT_EQ(SSL_renegotiate(d.s.native_handle()), 1);
+    boost::system::error_code ec;
+    drive([](device* dev, boost::system::error_code* out) -> awaitable<void> {
+      co_await dev->s.async_handshake(ssl::stream_base::client,
+                                      net::redirect_error(use_awaitable, *out));
+    }(&d, &ec));
+    EXPECT_TRUE(ec) << "the renegotiation must not succeed";
+    EXPECT_EQ(ERR_GET_REASON(static_cast<unsigned long>(ec.value())), SSL_R_NO_RENEGOTIATION)
+        << ec.message();
+    settle();
+    EXPECT_EQ(st_->stats.renegotiations_refused.load(), static_cast<std::uint64_t>(i));
+  }
 }
 
 }  // namespace
