@@ -108,8 +108,8 @@ struct metrics {
   std::atomic<std::uint64_t> devices_forgotten{0};  ///< idle devices dropped from the UEM cache
   /// TLS 1.2 renegotiations devices asked for (each refused with a no_renegotiation alert).
   std::atomic<std::uint64_t> renegotiations_refused{0};
-  std::atomic<std::int64_t> descriptor_limit{0};    ///< RLIMIT_NOFILE soft limit after start
-  std::atomic<std::int64_t> tunnel_capacity{0};     ///< tunnels that limit allows (2 fds each)
+  std::atomic<std::int64_t> descriptor_limit{0};  ///< RLIMIT_NOFILE soft limit after start
+  std::atomic<std::int64_t> tunnel_capacity{0};   ///< tunnels that limit allows (2 fds each)
   /// From accept to the end of the TLS handshake (refused handshakes included).
   histogram handshake_seconds{
       "tunnelgate_handshake_seconds",
