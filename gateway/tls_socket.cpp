@@ -137,9 +137,11 @@ std::size_t tls_socket::try_read(net::mutable_buffer b, boost::system::error_cod
   const int r = SSL_read_ex(ssl_, b.data(), b.size(), &n);
   if (r == 1) {
     ec = {};
+    short_of_ = 0;
     return n;
   }
   const int want = classify(r, ec);
+  short_of_ = want;
   if (want != 0) {
     ec = net::error::would_block;
     // A read that found nothing has just set up an empty record buffer: an idle connection
@@ -151,12 +153,15 @@ std::size_t tls_socket::try_read(net::mutable_buffer b, boost::system::error_cod
 
 awaitable<void> tls_socket::wait_readable(boost::system::error_code& ec) {
   ec = {};
-  if (has_pending()) co_return;
+  // What OpenSSL holds is worth a read unless the last read already found it short (a record
+  // cut short: returning here would loop without ever suspending, and no timer would run).
+  if (short_of_ == 0 && has_pending()) co_return;
   if (!sock_.is_open()) {
     ec = net::error::bad_descriptor;
     co_return;
   }
-  co_await sock_.async_wait(tcp::socket::wait_read, net::redirect_error(use_awaitable, ec));
+  co_await sock_.async_wait(short_of_ == 2 ? tcp::socket::wait_write : tcp::socket::wait_read,
+                            net::redirect_error(use_awaitable, ec));
 }
 
 awaitable<std::size_t> tls_socket::read_some(net::mutable_buffer b, boost::system::error_code& ec) {

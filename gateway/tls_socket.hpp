@@ -39,9 +39,12 @@ class tls_socket {
   /// net::error::get_ssl_category(), with OpenSSL's packed error code as the value).
   awaitable<void> handshake(boost::system::error_code& ec);
 
-  /// Bytes already decrypted (or received) and waiting: read_some will not block.
+  /// Bytes already decrypted (or received) and waiting. Not enough for a read: they may be a
+  /// record cut short, which only more bytes from the socket complete.
   bool has_pending() const;
-  /// Waits until the device sent something (returns at once when has_pending()).
+  /// Waits until a read can make progress: at once when OpenSSL holds bytes the last read did
+  /// not find short, otherwise until the socket is readable (or writable, when the last read
+  /// wanted to write). Always suspends when waiting on the socket, so the reactor's timers run.
   awaitable<void> wait_readable(boost::system::error_code& ec);
   /// One non-blocking read: bytes, or net::error::would_block, eof (close_notify),
   /// ssl::error::stream_truncated (TCP closed without close_notify), or another error.
@@ -73,6 +76,10 @@ class tls_socket {
 
   tcp::socket sock_;
   SSL* ssl_ = nullptr;
+  /// What the last try_read() was short of: 0 nothing (it read), 1 bytes from the socket, 2 room
+  /// to write. With read-ahead OpenSSL keeps a partial record it cannot use (has_pending() is
+  /// true), so wait_readable() must not take that for readable data (a busy loop otherwise).
+  int short_of_ = 0;
   std::function<void()> on_renegotiation_;
 };
 

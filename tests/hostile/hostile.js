@@ -13,6 +13,8 @@
 //   tls-slowloris n=N limit=MS    a real ClientHello, one byte every 100 ms
 //   slowloris n=N limit=MS        mTLS up, then a request head one byte every 100 ms
 //   idle n=N limit=MS             mTLS up, then nothing
+//   partial-record n=N limit=MS   mTLS up, then the first 10 bytes of a TLS record and nothing
+//                                 more (the rest of the record never comes)
 //   held-tcp n=N hold=MS          N TCP connections that send nothing, held hold ms
 //   held-tls n=N hold=MS          N mTLS connections held hold ms with no request
 //   certs n=N                     each handshake must fail (used once per bad certificate)
@@ -428,6 +430,66 @@ async function certs() {
   finish();
 }
 
+// ---- a TLS record cut short ------------------------------------------------------------------
+// Node's TLS runs over a stream of our own, so the bytes of a record can be cut: after the
+// handshake the device's first record (a request head) reaches the gateway as its first 10
+// bytes only. The gateway holds a partial record it can neither decrypt nor discard; it must
+// wait for the rest like for any read (no busy loop), and cut the connection at the header
+// timeout like a silent one.
+async function partialRecord() {
+  const n = num("n", 20);
+  const limit = num("limit", 3000);
+  const stream = require("stream");
+  const one = () =>
+    new Promise((resolve) => {
+      const raw = net.connect({ host: "127.0.0.1", port, localAddress: src });
+      let cut = false;  // set once the handshake is done: the next write is cut, the rest dropped
+      let sent = false;
+      const wire = new stream.Duplex({
+        read() {},
+        write(chunk, _enc, cb) {
+          if (!cut) raw.write(chunk);
+          else if (!sent) {
+            sent = true;
+            raw.write(chunk.subarray(0, 10));
+          }
+          cb();
+        },
+      });
+      raw.on("data", (d) => wire.push(d));
+      raw.on("error", () => {});
+      let t0 = 0;
+      let settled = false;
+      const fin = (r) => {
+        if (settled) return;
+        settled = true;
+        raw.destroy();
+        resolve(r);
+      };
+      raw.on("close", () => (t0 ? fin({ closed: true, ms: Date.now() - t0 }) : fin({ err: "closed in handshake" })));
+      // The client's last handshake flight reaches `wire` after this callback: cut later.
+      const s = tls.connect(Object.assign(tlsOptions(), { socket: wire }), () =>
+        setTimeout(() => {
+          cut = true;
+          t0 = Date.now();
+          s.write("CONNECT " + arg.target + " HTTP/1.1\r\nHost: " + arg.target + "\r\n\r\n");
+          setTimeout(() => fin({ closed: false, ms: Date.now() - t0 }), limit + 3000);
+        }, 200));
+      s.on("error", (e) => (t0 ? undefined : fin({ err: e.code || e.message })));
+      setTimeout(() => (t0 ? undefined : fin({ err: "handshake timeout" })), 10000);
+    });
+  const rs = await pool(n, 20, one);
+  const errs = rs.filter((r) => r.err);
+  check("every attacking connection completed its handshake", errs.length === 0,
+        errs.length + " failed: " + (errs[0] || {}).err);
+  const ok = rs.filter((r) => !r.err);
+  figure("partial_record_slowest_ms", Math.max(0, ...ok.map((r) => r.ms)));
+  const late = ok.filter((r) => !r.closed || r.ms > limit);
+  check("a record cut short: every connection closed within " + limit + " ms", late.length === 0,
+        late.length + " of " + ok.length + " not");
+  finish();
+}
+
 // ---- renegotiation ---------------------------------------------------------------------------
 async function reneg() {
   const n = num("n", 20);
@@ -744,7 +806,7 @@ async function halfclose() {
 
 const modes = {
   canary, garbage, "tls-slowloris": tlsSlowloris, slowloris: () => slowOrIdle(true),
-  idle: () => slowOrIdle(false), "held-tcp": heldTcp, "held-tls": heldTls, certs, reneg, headers,
+  idle: () => slowOrIdle(false), "partial-record": partialRecord, "held-tcp": heldTcp, "held-tls": heldTls, certs, reneg, headers,
   smuggle, forbidden, noread, "flood-server": floodServer, "half-server": halfServer, halfclose,
 };
 if (!modes[mode]) {

@@ -319,6 +319,12 @@ group_requests() {
     bash -c "curl -s http://127.0.0.1:$admin_port/metrics | grep -qE 'tunnelgate_requests_total\\{outcome=\"(header|request|idle)[-_]timeout\"'"
   scenario_end
 
+  scenario_begin partial-record 'tunnelgate_requests_total\{outcome="header-timeout"'
+  attack partial-record "${common[@]}" "${attacker[@]}" n=20 limit=4000
+  counted "each connection cut by header_timeout" 'tunnelgate_requests_total\{outcome="header-timeout"' 20
+  logged "each" '"event":"request_timeout","udid":"ATTACK-1"' 20
+  scenario_end
+
   scenario_begin headers 'tunnelgate_requests_total\{outcome="(header-too-large|too-many-headers)"'
   attack headers "${common[@]}" "${attacker[@]}" n=20 header_limit=4096 max_headers=20
   counted "431 refusals" 'tunnelgate_requests_total\{outcome="(header-too-large|too-many-headers)"' 80
