@@ -640,6 +640,9 @@ class connection {
       const auto creds_it = now_->cfg->proxy_credentials.find(d.proxy->name);
       const std::string creds =
           creds_it == now_->cfg->proxy_credentials.end() ? "" : creds_it->second;
+      // The CONNECT's outcome; the endpoints stay the dial's (egress address, the proxy).
+      const tcp::endpoint local = r.local;
+      const tcp::endpoint remote = r.remote;
       if (d.proxy->tls) {
         r = co_await proxy_over_tls(sock, *d.proxy, destination, creds, upstream_leftover,
                                     upstream_tls);
@@ -647,6 +650,8 @@ class connection {
         r = co_await proxy_connect(sock, destination, creds, upstream_leftover,
                                    limits().upstream_timeout);
       }
+      r.local = local;
+      r.remote = remote;
     }
     if (killed()) {
       upstream_ = nullptr;

@@ -117,6 +117,8 @@ check "android without a rule set -> no-rule-set" test "$(reason_of DROID-1 "htt
 run gw_curl GOOD-1 -H "X-Tunnel-App: com.example.proxied" --proxy-header "X-Tunnel-App: com.example.proxied" "http://127.0.0.1:$echo_port/"
 expect_out "proxy rule: chained through the upstream proxy" "peer=127.0.0.1"
 check "upstream proxy saw the egress address and the credentials" grep -q "^connect 127.0.0.1:$echo_port from=127.0.0.2 auth=ok" proxy.out
+check "access log line for the proxied tunnel names the egress address and the proxy" \
+  grep -q '"event":"access".*"udid":"GOOD-1".*"action":"proxy:upstream".*"egress":"127.0.0.2:[0-9]*","remote":"127.0.0.1:'"$proxy_port"'"' gw.out
 check "resolve failure -> 502 resolve-failed" test "$(reason_of GOOD-1 http://nowhere.tunnel.test/)" = resolve-failed
 closed_port=$(free_port)
 check "connect refused -> 502 connect-failed" test "$(reason_of GOOD-1 "http://127.0.0.1:$closed_port/")" = connect-failed
