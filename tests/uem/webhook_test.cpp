@@ -531,17 +531,38 @@ TEST_F(UemWebhook, SlowWebhookClientsDoNotDelayLookups) {
   EXPECT_LT(max, 250.0);
 }
 
-// --- a dropped subscription: no call after the handle is gone ------------------------------
+// --- the file source with its webhook -----------------------------------------------------
 
-TEST(UemWebhookFileSource, DroppingTheHandleWaitsForACallInFlight) {
-  temp_dir dir;
+namespace {
+
+/// A file source whose inventory (`dir`/inv.json) holds FS-1, compliant, with the webhook on
+/// loopback. The poll interval is far longer than any test: only an event makes it look.
+std::shared_ptr<uem::service> file_source_with_webhook(temp_dir& dir) {
   dir.write("hook_pw", std::string(password));
   dir.write("inv.json", "[" + record_json(make_record("FS-1")) + "]");
   auto cfg = load(std::string("uem:\n  source: file\n  file: inv.json\n  poll_interval: 1h\n"
                               "  webhook:\n    listen: 127.0.0.1:0\n    username: ") +
                       user + "\n    password_file: hook_pw\n",
                   dir.path());
-  auto svc = uem::service::create(cfg, {});
+  return uem::service::create(cfg, {});
+}
+
+/// A compliance event for FS-1, POSTed to the service's webhook.
+http_response post_fs1_event(uem::service& svc, int id) {
+  http_client c("127.0.0.1", svc.webhook_endpoint()->port());
+  return c.request("POST", "/",
+                   R"({"EventId":)" + std::to_string(id) +
+                       R"(,"EventType":"Compliance Status Changed","Udid":"FS-1"})",
+                   {{"Authorization", basic_auth(user, password)}});
+}
+
+}  // namespace
+
+// --- a dropped subscription: no call after the handle is gone ------------------------------
+
+TEST(UemWebhookFileSource, DroppingTheHandleWaitsForACallInFlight) {
+  temp_dir dir;
+  auto svc = file_source_with_webhook(dir);
   ASSERT_TRUE(svc->check(uem::device_key::udid("fs-1"))->admitted());
   std::promise<void> entered;
   std::atomic<int> calls{0};
@@ -552,12 +573,7 @@ TEST(UemWebhookFileSource, DroppingTheHandleWaitsForACallInFlight) {
     finished = true;
   });
   dir.write("inv.json", "[" + record_json(make_record("FS-1", "NonCompliant")) + "]");
-  std::thread poster([&] {
-    http_client c("127.0.0.1", svc->webhook_endpoint()->port());
-    (void)c.request("POST", "/",
-                    R"({"EventId":7,"EventType":"Compliance Status Changed","Udid":"FS-1"})",
-                    {{"Authorization", basic_auth(user, password)}});
-  });
+  std::thread poster([&] { (void)post_fs1_event(*svc, 7); });
   ASSERT_EQ(entered.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
   sub.reset();  // the callback is sleeping on the worker thread: this waits for it
   EXPECT_TRUE(finished.load());
@@ -565,10 +581,7 @@ TEST(UemWebhookFileSource, DroppingTheHandleWaitsForACallInFlight) {
   // Another change after the drop reaches nobody.
   dir.write("inv.json", "[" + record_json(make_record("FS-1")) + "]");
   poster.join();
-  http_client c("127.0.0.1", svc->webhook_endpoint()->port());
-  auto r = c.request("POST", "/",
-                     R"({"EventId":8,"EventType":"Compliance Status Changed","Udid":"FS-1"})",
-                     {{"Authorization", basic_auth(user, password)}});
+  const auto r = post_fs1_event(*svc, 8);
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_FALSE(svc->cached(uem::device_key::udid("fs-1")) == nullptr);
   EXPECT_TRUE(svc->cached(uem::device_key::udid("fs-1"))->admitted());  // the change happened
@@ -579,14 +592,7 @@ TEST(UemWebhookFileSource, DroppingTheHandleWaitsForACallInFlight) {
 
 TEST(UemWebhookFileSource, EventSeesTheChangedInventoryAtOnce) {
   temp_dir dir;
-  dir.write("hook_pw", std::string(password));
-  dir.write("inv.json", "[" + record_json(make_record("FS-1")) + "]");
-  // A poll interval far longer than the test: only the event can make the source look.
-  auto cfg = load(std::string("uem:\n  source: file\n  file: inv.json\n  poll_interval: 1h\n"
-                              "  webhook:\n    listen: 127.0.0.1:0\n    username: ") +
-                      user + "\n    password_file: hook_pw\n",
-                  dir.path());
-  auto svc = uem::service::create(cfg, {});
+  auto svc = file_source_with_webhook(dir);
   std::mutex m;
   std::vector<std::tuple<std::string, uem::reason, std::string>> seen;
   std::chrono::steady_clock::time_point told;
